@@ -1,0 +1,80 @@
+"""Instantiate a task from `conf/reward/*.yaml`: its dataset, named and checked reward functions, weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from harness.config import ConfigError
+
+
+class CheckedReward:
+    """A reward function with trl's name attribute that refuses a wrong number of values or NaN."""
+
+    def __init__(self, name: str, fn: Callable, per_token: bool = False):
+        self.__name__ = name
+        self.fn = fn
+        self.per_token = per_token
+
+    def __call__(self, **kwargs) -> list:
+        values = self.fn(**kwargs)
+        expected = len(kwargs["prompts"])
+        where = f"reward.{'token_function' if self.per_token else 'functions.' + self.__name__}"
+        if values is None or len(values) != expected:
+            got = "None" if values is None else len(values)
+            raise ValueError(f"{where} returned {got} values for {expected} completions; return one per completion")
+        for i, value in enumerate(values):
+            if self.per_token:
+                _check_token_row(where, i, value, len(kwargs["tokens"][i]))
+            elif value is not None and (not isinstance(value, (int, float)) or math.isnan(value)):
+                raise ValueError(f"{where} returned {value!r} for completion {i}; rewards must be numbers, not NaN")
+        return values
+
+
+def _check_token_row(where: str, i: int, row: Any, length: int) -> None:
+    if row is None or len(row) != length:
+        got = "None" if row is None else len(row)
+        raise ValueError(f"{where} returned {got} token rewards for completion {i} of {length} tokens")
+    if any(not isinstance(v, (int, float)) or math.isnan(v) for v in row):
+        raise ValueError(f"{where} returned NaN or a non-number for completion {i}; token rewards must be numbers")
+
+
+@dataclass
+class Task:
+    dataset: Any
+    functions: list[CheckedReward]
+    weights: list[float]
+    token_function: CheckedReward | None
+
+
+def build_task(cfg: DictConfig, eos_token: str) -> Task:
+    """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
+    dataset = instantiate(cfg.dataset)
+    functions = [CheckedReward(name, instantiate(spec.fn)) for name, spec in cfg.functions.items()]
+    weights = [float(spec.get("weight", 1.0)) for spec in cfg.functions.values()]
+    token_function = None
+    if cfg.get("token_function") is not None:
+        token_function = CheckedReward("token_function", instantiate(cfg.token_function), per_token=True)
+    task = Task(dataset, functions, weights, token_function)
+    try:
+        _smoke_test(task, eos_token)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return task
+
+
+def _smoke_test(task: Task, eos_token: str) -> None:
+    rows = [task.dataset[i] for i in range(min(2, len(task.dataset)))]
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    prompts = [row["prompt"] for row in rows]
+    conversational = isinstance(prompts[0], list)
+    completions = [[{"role": "assistant", "content": ""}] if conversational else "" for _ in rows]
+    for fn in task.functions:
+        fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
+    if task.token_function is not None:
+        tokens = [[eos_token] for _ in rows]
+        task.token_function(prompts=prompts, tokens=tokens, completion_ids=[[0] for _ in rows], eos_token=eos_token, **columns)

@@ -1,0 +1,92 @@
+"""One training job: validate -> build -> train -> statistics -> sinks, returning the objective.
+
+`python -m harness.run` calls `run_job` once per Hydra job; Optuna workers call it once per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from harness.config import ConfigError, validate
+from harness.sinks import METRICS_FILE
+
+SUMMARY_FILE = "summary.json"
+
+
+def run_job(cfg: DictConfig, output_dir: Path, group: str, trial=None, run_id: str | None = None) -> float:
+    """Train once and return the objective (mean of `objective.metric` over the last `objective.last_n` logs)."""
+    validate(cfg)
+    from harness.build import build_trainer
+    from harness.sinks import MetricsSink, wandb_run
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with wandb_run(cfg, output_dir, group, run_id) as run:
+        sink = MetricsSink(output_dir / METRICS_FILE, run, cfg.stats.histogram_every)
+        trainer = build_trainer(cfg, output_dir, [sink])
+        sink.trainer = trainer
+        trainer.train(trial=trial)
+        summary = summarize(sink.records, cfg, output_dir, run)
+        if run is not None:
+            run.summary["objective"] = summary["objective"]
+    if trainer.accelerator.is_main_process:
+        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        print_summary(summary)
+    return summary["objective"]
+
+
+def objective_value(records: list[dict], metric: str, last_n: int) -> float:
+    values = [r[metric] for r in records if metric in r]
+    return sum(values[-last_n:]) / len(values[-last_n:]) if values else math.nan
+
+
+def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> dict:
+    train = [r for r in records if "reward" in r]
+    window = cfg.objective.last_n
+    first = train[:window]
+    summary = {
+        "name": cfg.name,
+        "steps": max((r["step"] for r in records), default=0),
+        "objective_metric": cfg.objective.metric,
+        "objective": objective_value(records, cfg.objective.metric, window),
+        "reward_first": sum(r["reward"] for r in first) / len(first) if first else math.nan,
+        "reward_last": objective_value(records, "reward", window),
+        "clip": {k: v for k, v in (train[-1] if train else {}).items() if k.startswith("clip/") and "frac" in k},
+        "output_dir": str(output_dir),
+        "metrics_file": str(output_dir / METRICS_FILE),
+    }
+    if run is not None:
+        summary["wandb_dir"] = str(Path(run.dir).parent)
+        summary["wandb_mode"] = run.settings.mode
+    return summary
+
+
+def print_summary(s: dict) -> None:
+    lines = [
+        f"harness: {s['name']} finished {s['steps']} steps",
+        f"  reward: {s['reward_first']:.3f} (first logs) -> {s['reward_last']:.3f} (last logs)",
+        f"  objective ({s['objective_metric']}, last logs): {s['objective']:.4f}",
+    ]
+    if s["clip"]:
+        lines.append("  clip fractions (last log): " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in s["clip"].items()))
+    lines.append(f"  outputs: {s['output_dir']}  (metrics: {s['metrics_file']})")
+    if "wandb_dir" in s:
+        lines.append(f"  wandb ({s['wandb_mode']}): view with `wandb leet {s['wandb_dir']}`")
+        if s["wandb_mode"] == "offline":
+            lines.append(f"  upload later with `wandb sync {s['wandb_dir']}`")
+    print("\n".join(lines), flush=True)
+
+
+def fail(error: ConfigError, output_dir: Path | None = None) -> None:
+    """Print the one-line error, drop a job directory that holds only Hydra's own files, exit 2."""
+    if output_dir is not None and output_dir.is_dir():
+        leftovers = {p.name for p in output_dir.iterdir()} - {".hydra"}
+        if all(name.endswith(".log") for name in leftovers):
+            shutil.rmtree(output_dir)
+    print(f"harness: error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2)

@@ -1,0 +1,135 @@
+"""`HarnessGRPOTrainer`: trl's GRPOTrainer plus GSPO-token, per-token advantages and statistics.
+
+It overrides three private hooks of trl 1.16 (the pinned range in pyproject.toml) and calls upstream for all work:
+- `_generate_and_score_completions`: under `advantage=process`, replace trl's (B,) advantages with (B, T) ones;
+  record advantage statistics.
+- `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
+- `_get_per_token_logps_and_entropies`: inside the loss, once the current log-probs exist, record clip and ratio
+  statistics; for `sequence_token`, re-base the batch's old log-probs so that trl's token-level ratio
+  exp(logp - old) equals the GSPO-token weight sg[s_i] * pi / sg[pi] (see `importance.gspo_token_old_logps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from trl import GRPOTrainer
+
+from harness.advantages import process_advantages
+from harness.importance import gspo_token_old_logps, log_importance_weights
+from harness.stats import (
+    MetricWindow,
+    advantage_extremes,
+    advantage_moments,
+    ratio_extremes,
+    ratio_moments,
+)
+
+
+class HarnessGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, token_reward: Callable | None = None, gamma: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.level = self.args.importance_sampling_level
+        if self.level == "sequence_token":
+            # trl computes token-level ratios; the re-based old log-probs turn them into GSPO-token weights.
+            self.importance_sampling_level = "token"
+        self.token_reward = token_reward
+        self.gamma = gamma
+        self.metric_window = MetricWindow()
+        self.last_advantages: tuple[torch.Tensor, torch.Tensor] | None = None  # all ranks' (advantages, mask)
+        self._loss_inputs: dict | None = None
+
+    # --- advantages -------------------------------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if not self.model.training:
+            return output
+        mask = _loss_mask(output)
+        all_mask = self._gather_rows(mask)
+        if self.token_reward is None:
+            all_advantages = self.accelerator.gather(output["advantages"])
+        else:
+            rewards = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
+            # A prompt's group can straddle ranks and T differs per rank: pad, gather, compute, slice back.
+            all_advantages = process_advantages(
+                self._gather_rows(rewards), all_mask, self.num_generations, self.gamma
+            )
+            rows, length = mask.shape
+            start = self.accelerator.process_index * rows
+            output["advantages"] = all_advantages[start : start + rows, :length].contiguous()
+        low, high = advantage_extremes(all_advantages, all_mask)
+        self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
+        self.last_advantages = (all_advantages, all_mask)
+        return output
+
+    def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
+        lengths = completion_mask.sum(-1).tolist()
+        ids = [row[: int(n)].tolist() for row, n in zip(completion_ids, lengths)]
+        columns = {key: [example[key] for example in inputs] for key in inputs[0] if key != "prompt"}
+        values = self.token_reward(
+            prompts=[example["prompt"] for example in inputs],
+            tokens=[self.processing_class.convert_ids_to_tokens(row) for row in ids],
+            completion_ids=ids,
+            eos_token=self.processing_class.eos_token,
+            **columns,
+        )
+        rewards = torch.zeros(completion_mask.shape, dtype=torch.float32, device=completion_mask.device)
+        for row, row_values in enumerate(values):
+            rewards[row, : len(row_values)] = torch.tensor(row_values, dtype=torch.float32)
+        return rewards
+
+    def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.gather(self.accelerator.pad_across_processes(x, dim=1, pad_index=0))
+
+    # --- loss -------------------------------------------------------------------------------------------------
+    def _compute_loss(self, model, inputs):
+        self._loss_inputs = dict(inputs)
+        try:
+            return super()._compute_loss(model, self._loss_inputs)
+        finally:
+            self._loss_inputs = None
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        inputs, self._loss_inputs = self._loss_inputs, None  # only the policy pass inside `_compute_loss`
+        if inputs is not None:
+            self._before_ratio(logps, inputs)
+        return logps, entropies, aux_loss
+
+    def _before_ratio(self, logps: torch.Tensor, inputs: dict) -> None:
+        mask = _loss_mask(inputs)
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        if self.model.training:
+            log_weights = log_importance_weights(self.level, logps.detach(), old, mask)
+            low, high = ratio_extremes(log_weights, mask)
+            moments = ratio_moments(log_weights, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high)
+            self._record(moments, {"is_ratio/min": low}, {"is_ratio/max": high}, reduce=True)
+        if self.level == "sequence_token":
+            inputs["old_per_token_logps"] = gspo_token_old_logps(logps, old, mask)
+
+    # --- statistics -------------------------------------------------------------------------------------------
+    def _record(self, moments: dict, mins: dict, maxs: dict, reduce: bool) -> None:
+        sums = torch.stack([v.float() for v in moments.values()])
+        extremes = torch.stack([v.float() for v in mins.values()] + [-v.float() for v in maxs.values()])
+        if reduce and self.accelerator.num_processes > 1:
+            sums = self.accelerator.reduce(sums.to(self.accelerator.device), reduction="sum")
+            gathered = self.accelerator.gather(extremes.to(self.accelerator.device).unsqueeze(0))
+            extremes = torch.where(gathered.isnan(), torch.inf, gathered).min(dim=0).values
+        sums, extremes = sums.tolist(), extremes.tolist()
+        self.metric_window.add(
+            dict(zip(moments, sums)),
+            dict(zip(mins, extremes[: len(mins)])),
+            {key: -value for key, value in zip(maxs, extremes[len(mins) :])},
+        )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training:
+            logs.update(self.metric_window.flush())
+        super().log(logs, start_time)
+
+
+def _loss_mask(batch: dict) -> torch.Tensor:
+    mask = batch["completion_mask"]
+    return mask * batch["tool_mask"] if "tool_mask" in batch else mask
