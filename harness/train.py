@@ -9,28 +9,44 @@ import json
 import math
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ConfigError, validate
 from harness.sinks import METRICS_FILE
 
 SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.yaml"
 
 
-def run_job(cfg: DictConfig, output_dir: Path, group: str, trial=None, run_id: str | None = None) -> float:
-    """Train once and return the objective (mean of `objective.metric` over the last `objective.last_n` logs)."""
+def run_job(
+    cfg: DictConfig,
+    output_dir: Path,
+    group: str,
+    trial=None,
+    run_id: str | None = None,
+    callbacks: Sequence = (),
+) -> float:
+    """Train once and return the objective (mean of `objective.metric` over the last `objective.last_n` logs).
+
+    Writes into `output_dir`: `config.yaml` (resolved), `metrics.jsonl`, `summary.json`, `initial_model/` (tiny),
+    `final_model/` and the wandb run. `trial` is passed to `trainer.train(trial=...)`; `callbacks` are extra
+    TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
+    """
     validate(cfg)
     from harness.build import build_trainer
     from harness.sinks import MetricsSink, wandb_run
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
     with wandb_run(cfg, output_dir, group, run_id) as run:
         sink = MetricsSink(output_dir / METRICS_FILE, run, cfg.stats.histogram_every)
-        trainer = build_trainer(cfg, output_dir, [sink])
+        trainer = build_trainer(cfg, output_dir, [sink, *callbacks])
         sink.trainer = trainer
         trainer.train(trial=trial)
+        trainer.save_model(str(output_dir / "final_model"))
         summary = summarize(sink.records, cfg, output_dir, run)
         if run is not None:
             run.summary["objective"] = summary["objective"]
