@@ -192,11 +192,18 @@ cmd_start() {
   timeout 10 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" ||
     timeout 10 sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster $CLUSTER failed"
 
+  local ctld_log_size; ctld_log_size=$(stat -c %s "$D/log/slurmctld.log" 2>/dev/null || echo 0)
   slurmctld -i >>"$D/log/slurmctld.log" 2>&1 || die "slurmctld failed to start" "$D/log/slurmctld.log"
   wait_for slurmctld 30 timeout 5 scontrol ping
   slurmd -N localhost >>"$D/log/slurmd.log" 2>&1 || die "slurmd failed to start" "$D/log/slurmd.log"
   wait_for slurmd 30 node_ok
   wait_for slurmdbd 30 sacct_ok
+  # slurmctld runs its first scheduling pass ~3 s after boot (only then does it apply
+  # batch_sched_delay=0); wait for it (best effort) so the first job starts promptly.
+  for _ in {1..40}; do
+    tail -c +"$((ctld_log_size + 1))" "$D/log/slurmctld.log" | grep -q 'SchedulerParameters=' && break
+    sleep 0.2
+  done
   log "cluster '$CLUSTER' up in ${SECONDS}s (state dir $D, config $ETC/slurm.conf)"
 }
 

@@ -33,6 +33,8 @@ def grpo_config(cfg: DictConfig, output_dir: Path, reward_weights: list[float] |
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
     from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.logging import disable_progress_bar
 
     from harness.model import build_model, build_tokenizer
     from harness.rewards import build_task
@@ -45,7 +47,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(cfg.model, tokenizer, output_dir)
     process = cfg.advantage.estimator == "process"
-    return HarnessGRPOTrainer(
+    trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
         reward_funcs=task.functions,
@@ -55,3 +57,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
         token_reward=task.token_function if process else None,
         gamma=cfg.advantage.get("gamma", 1.0),
     )
+    disable_progress_bar()  # no "Writing model shards" bars in the job log
+    # MetricsSink prints a compact line per log instead of transformers' full dicts.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer

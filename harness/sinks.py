@@ -19,8 +19,9 @@ HISTOGRAM_BINS = 64  # wandb accepts at most 512
 class MetricsSink(TrainerCallback):
     """Writes every log record to `metrics.jsonl` (flushed per line) and to the active wandb run, on rank 0."""
 
-    def __init__(self, path: Path, wandb_run=None, histogram_every: int = 0):
+    def __init__(self, path: Path, wandb_run=None, histogram_every: int = 0, console: bool = True):
         self.path = path
+        self.console = console
         self.wandb_run = wandb_run
         self.histogram_every = histogram_every
         self.records: list[dict] = []
@@ -35,6 +36,8 @@ class MetricsSink(TrainerCallback):
         if histogram is not None:
             record["adv/histogram"] = histogram
         self.records.append(record)
+        if self.console and "reward" in record:
+            print(_progress_line(record, state.max_steps), flush=True)
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         if self.wandb_run is not None:
@@ -64,6 +67,15 @@ class MetricsSink(TrainerCallback):
             low, high = low - 0.5, high + 0.5
         counts, edges = torch.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
         return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+PROGRESS_KEYS = ("reward", "clip/region_frac_token", "is_ratio/std", "adv/within_seq_std", "entropy")
+
+
+def _progress_line(record: dict, max_steps: int) -> str:
+    """A compact console line per log (replaces transformers' dict printing)."""
+    values = " ".join(f"{key}={record[key]:.4g}" for key in PROGRESS_KEYS if key in record)
+    return f"step {record['step']}/{max_steps} {values}"
 
 
 def wandb_mode(cfg: DictConfig) -> str:

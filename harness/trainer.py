@@ -46,22 +46,27 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if not self.model.training:
             return output
         mask = _loss_mask(output)
-        all_mask = self._gather_rows(mask)
         if self.token_reward is None:
-            all_advantages = self.accelerator.gather(output["advantages"])
+            all_advantages, all_mask = self.accelerator.gather(output["advantages"]), self._gather_rows(mask)
         else:
             rewards = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
-            # A prompt's group can straddle ranks and T differs per rank: pad, gather, compute, slice back.
-            all_advantages = process_advantages(
-                self._gather_rows(rewards), all_mask, self.num_generations, self.gamma
-            )
-            rows, length = mask.shape
-            start = self.accelerator.process_index * rows
-            output["advantages"] = all_advantages[start : start + rows, :length].contiguous()
+            output["advantages"], all_advantages, all_mask = self.process_advantages(rewards, mask)
         low, high = advantage_extremes(all_advantages, all_mask)
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
         self.last_advantages = (all_advantages, all_mask)
         return output
+
+    def process_advantages(self, rewards: torch.Tensor, mask: torch.Tensor):
+        """(local, all ranks', all ranks' mask) process advantages from this rank's (B, T) token rewards.
+
+        A prompt's group can straddle ranks and T differs per rank: pad to the longest T, gather, compute on the
+        whole generation batch, slice this rank's rows back and trim to its own T.
+        """
+        all_mask = self._gather_rows(mask)
+        all_advantages = process_advantages(self._gather_rows(rewards), all_mask, self.num_generations, self.gamma)
+        rows, length = mask.shape
+        start = self.accelerator.process_index * rows
+        return all_advantages[start : start + rows, :length].contiguous(), all_advantages, all_mask
 
     def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
         lengths = completion_mask.sum(-1).tolist()

@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from harness.config import CONF_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests never talk to wandb's servers, whatever credentials the developer has.
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600):
+    """`python -m harness.run ARGS` as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.run", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny model saved with save_pretrained: what `model=local model.path=...` points at."""
+    from harness.model import build_model, build_tokenizer
+
+    cfg = compose_config()
+    out = tmp_path_factory.mktemp("tiny")
+    build_model(cfg.model, build_tokenizer(cfg.model), out)
+    return out / "initial_model"
