@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Single-node SLURM cluster on localhost (Debian packages, no systemd), with
 # slurmdbd accounting in the MariaDB on 127.0.0.1:3306 (submitit needs sacct).
-#   install | start | stop | status        (run as root)
-# Configs go to /etc/slurm (so sbatch/sinfo/sacct/submitit need no SLURM_CONF);
-# pid files, logs and spool dirs live under $HARNESS_SLURM_DIR.
+#   bash .ci/slurm_cluster.sh install|start|stop|status        (as root)
+# Configs go to /etc/slurm, the default path, so sbatch/sinfo/sacct/submitit need
+# no SLURM_CONF; pid files, logs and spool dirs live under $HARNESS_SLURM_DIR.
 set -euo pipefail
 
 D=${HARNESS_SLURM_DIR:-/tmp/harness-slurm}
@@ -12,37 +12,40 @@ ETC=/etc/slurm
 DB=slurm_acct_db
 MYSQL=(mysql -N -B -h 127.0.0.1 -P 3306 -u root)
 PKGS=(slurm-wlm slurmdbd munge)
+export SLURM_CONF=$ETC/slurm.conf  # a stray SLURM_CONF in the caller's env must not win
 
 die() {  # one-line error, then the tail of the relevant log if given
   echo "slurm_cluster: ERROR: $1" >&2
-  if [[ -n ${2:-} && -s ${2:-} ]]; then echo "--- last lines of $2:" >&2; tail -n 15 "$2" >&2; fi
+  if [[ -s ${2:-} ]]; then echo "--- last lines of $2:" >&2; tail -n 15 "$2" >&2; fi
   exit 1
 }
 log() { echo "slurm_cluster: $*"; }
 
 pidfile() { [[ $1 == munged ]] && echo "$D/munge/munged.pid" || echo "$D/run/$1.pid"; }
 logfile() { [[ $1 == munged ]] && echo "$D/munge/munged.log" || echo "$D/log/$1.log"; }
-# Alive = pid file names a live process with the right name (guards against pid reuse).
-alive() {
+alive() {  # pid file names a live process with the right name (guards against pid reuse)
   local pid; pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
   [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]]
 }
 munge_ok() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
-node_ok() {  # node up and usable (idle, or busy with jobs)
-  timeout 5 sinfo -h -N -n localhost -o %T 2>/dev/null |
-    grep -Eqx 'idle|mixed|allocated|completing|planned'
+node_ok() {  # node registered and usable (idle, or busy with jobs)
+  timeout 5 sinfo -h -N -n localhost -o %T 2>/dev/null | grep -Eqx 'idle|mixed|allocated|completing|planned'
+}
+node_ok_or_resume() {  # a drain/down saved in slurmctld's state survives restarts: undo it
+  node_ok && return 0
+  if timeout 5 sinfo -h -N -n localhost -o %T 2>/dev/null | grep -Eq 'drain|down|fail'; then
+    timeout 5 scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true
+  fi
+  return 1
 }
 sacct_ok() { timeout 10 sacct -n -X -S now -o jobid >/dev/null 2>&1; }
-healthy() {
-  munge_ok && alive slurmdbd && alive slurmctld && alive slurmd && node_ok && sacct_ok
-}
+healthy() { munge_ok && alive slurmdbd && alive slurmctld && alive slurmd && node_ok && sacct_ok; }
 
-# wait_for DAEMON SECONDS CMD...: poll CMD; fail fast if DAEMON died meanwhile.
-wait_for() {
-  local d=$1 secs=$2 n=$(($2 * 5)); shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((n-- > 0)) || die "$d did not become ready within ${secs}s ($*)" "$(logfile "$d")"
-    # Pid file appears right after the daemon forks; allow ~2 s before judging.
+wait_for() {  # wait_for DAEMON SECONDS CMD...: poll CMD; fail fast if DAEMON died meanwhile
+  local d=$1 secs=$2 n=$(($2 * 5)) out; shift 2
+  until out=$("$@" 2>&1); do
+    ((n-- > 0)) || die "$d not ready after ${secs}s: '$*' failed${out:+: ${out##*$'\n'}}" "$(logfile "$d")"
+    # The pid file appears right after the daemon forks; allow ~2 s before judging.
     if [[ -f $(pidfile "$d") ]] || ((n < secs * 5 - 10)); then
       alive "$d" || die "$d exited during startup" "$(logfile "$d")"
     fi
@@ -50,10 +53,12 @@ wait_for() {
   done
 }
 
-stop_daemons() {  # SIGTERM all given daemons at once, wait up to 10 s, then SIGKILL
+stop_daemons() {  # SIGTERM all given daemons at once, wait up to 5 s, then SIGKILL
   local d pid i pids=()
   for d in "$@"; do
-    if alive "$d"; then pid=$(cat "$(pidfile "$d")"); kill "$pid" 2>/dev/null || true; pids+=("$pid"); log "stopping $d ($pid)"; fi
+    if alive "$d"; then
+      pid=$(cat "$(pidfile "$d")"); pids+=("$pid"); log "stopping $d ($pid)"; kill "$pid" 2>/dev/null || true
+    fi
     rm -f "$(pidfile "$d")"
   done
   for pid in "${pids[@]}"; do
@@ -66,14 +71,14 @@ cmd_install() {
   local st; st=$(dpkg-query -W -f='${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
   if [[ $(grep -cx installed <<<"$st") -ne ${#PKGS[@]} ]]; then
     log "installing ${PKGS[*]} ..."
-    export DEBIAN_FRONTEND=noninteractive
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${PKGS[@]}"; } \
-      >/tmp/harness-slurm-apt.log 2>&1 || die "apt-get install failed" /tmp/harness-slurm-apt.log
+    mkdir -p "$D/log"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${PKGS[@]}"; } >"$D/log/apt.log" 2>&1 || die "apt-get install failed" "$D/log/apt.log"
   fi
   log "packages installed: ${PKGS[*]}"
 }
 
-setup_db() {  # database + user for slurmdbd; password lives only in slurmdbd.conf
+setup_db() {  # database + user for slurmdbd; the password lives only in slurmdbd.conf
   "${MYSQL[@]}" -e 'SELECT 1' >/dev/null 2>&1 || die "MariaDB not reachable as root@127.0.0.1:3306"
   PW=$(sed -n 's/^StoragePass=//p' "$ETC/slurmdbd.conf" 2>/dev/null || true)
   [[ -n $PW ]] || PW=$(head -c 32 /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c 24)
@@ -83,42 +88,42 @@ setup_db() {  # database + user for slurmdbd; password lives only in slurmdbd.co
     sql+="GRANT ALL ON $DB.* TO 'slurm'@'$h';"
   done
   "${MYSQL[@]}" -e "$sql" || die "could not create MariaDB database/user for slurmdbd"
-  # Job ids must not restart at 1 when the state dir is wiped but the accounting DB
-  # is kept, else `sacct -j ID` would mix old and new jobs. (slurmctld keeps the
-  # larger of this and its saved counter.)
+  # If the state dir is wiped but the DB kept, job ids must not restart at 1, else
+  # `sacct -j ID` mixes old and new jobs (slurmctld uses max(this, saved counter)).
   FIRST_JOB_ID=$("${MYSQL[@]}" -e "SELECT COALESCE(MAX(id_job),0)+1 FROM $DB.${CLUSTER}_job_table" 2>/dev/null || echo 1)
 }
 
 write_configs() {
   local cpus mem
   cpus=$(nproc)
-  mem=$(awk '/^MemTotal/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)  # a bit below real, else node drains
+  mem=$(awk '/^MemTotal/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)  # above real RAM, the node drains
   mkdir -p "$ETC"
   cat >"$ETC/slurm.conf.tmp" <<EOF
-# Generated by .ci/slurm_cluster.sh (state dir $D) -- do not edit.
+# Generated by .ci/slurm_cluster.sh (state dir $D); rewritten on every start.
 ClusterName=$CLUSTER
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
-# Requeued jobs wait cred_expire+1 s before restarting (default 120 s); keep a
-# margin above the 5 s minimum since it is also the job-launch credential lifetime.
-AuthInfo=cred_expire=10
 CredType=cred/munge
+# Requeued jobs wait cred_expire+1 s before restarting (default 120 s). It is also
+# the launch-credential lifetime, so stay above the 5 s minimum.
+AuthInfo=cred_expire=10
 MpiDefault=none
-# No systemd/cgroup management here: plain /proc tracking, no task binding.
+MailProg=/bin/true
+# No systemd/cgroups needed: plain /proc process tracking, no task binding.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-# Start batch jobs immediately instead of on the ~3 s scheduling cycle.
-SchedulerParameters=batch_sched_delay=0
+# New jobs start on the next 1 s tick (default ~3 s); a full scheduling pass every
+# 2 s (default 60 s) lets requeued jobs restart promptly.
+SchedulerParameters=batch_sched_delay=0,sched_interval=2
 # submitit ignores SIGTERM: SIGKILL cancelled jobs after 5 s instead of 30 s.
 KillWait=5
 # Reject impossible requests (e.g. too many CPUs) instead of pending forever.
 EnforcePartLimits=ALL
 JobRequeue=1
 ReturnToService=2
-MailProg=/bin/true
 InactiveLimit=0
 MinJobAge=300
 FirstJobId=$FIRST_JOB_ID
@@ -157,14 +162,14 @@ EOF
 }
 
 start_munge() {
-  munge_ok && return 0  # ours or a system munged: either is fine
+  munge_ok && return 0  # ours or a system munged: either will do
   if [[ ! -s /etc/munge/munge.key ]]; then
     install -d -o munge -g munge -m 700 /etc/munge
     mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null ||
       dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
   fi
   chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
-  # munged insists on non-world-writable dirs owned by the munge user.
+  # munged insists on running as munge, with dirs owned by it and not world-writable.
   install -d -o munge -g munge -m 755 /run/munge
   install -d -o munge -g munge -m 700 "$D/munge"
   runuser -u munge -- munged --pid-file="$D/munge/munged.pid" --log-file="$D/munge/munged.log" \
@@ -175,31 +180,36 @@ start_munge() {
 
 cmd_start() {
   [[ $EUID -eq 0 ]] || die "must run as root"
-  command -v slurmctld >/dev/null && command -v slurmdbd >/dev/null && command -v munged >/dev/null ||
-    die "slurm/munge not installed; run: bash $0 install"
+  local b; for b in slurmctld slurmd slurmdbd munged; do
+    command -v "$b" >/dev/null || die "$b not installed; run: bash $0 install"
+  done
   if healthy; then log "already running and healthy (state dir $D)"; return 0; fi
-  # Partially up or stale: restart the slurm daemons from a clean slate.
-  stop_daemons slurmd slurmctld slurmdbd
+  stop_daemons slurmd slurmctld slurmdbd  # partially up or stale: restart from a clean slate
+  local port ctld_log_size
+  for port in 6817 6818 6819; do  # don't fight daemons we did not start (other state dir?)
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port is taken by a process not started from $D (another slurm cluster?); stop it first"
+    fi
+  done
   mkdir -p "$D"/{run,log,spool/slurmctld,spool/slurmd}
   start_munge
   setup_db
   write_configs
 
   slurmdbd >>"$D/log/slurmdbd.log" 2>&1 || die "slurmdbd failed to start" "$D/log/slurmdbd.log"
-  # First start creates the DB tables, which can take a while.
-  wait_for slurmdbd 90 timeout 5 sacctmgr -n list cluster
+  wait_for slurmdbd 60 timeout 5 sacctmgr -n list cluster  # first start creates the tables
   # slurmctld needs its cluster registered in accounting before it starts.
   timeout 10 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" ||
     timeout 10 sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster $CLUSTER failed"
 
-  local ctld_log_size; ctld_log_size=$(stat -c %s "$D/log/slurmctld.log" 2>/dev/null || echo 0)
+  ctld_log_size=$(stat -c %s "$D/log/slurmctld.log" 2>/dev/null || echo 0)
   slurmctld -i >>"$D/log/slurmctld.log" 2>&1 || die "slurmctld failed to start" "$D/log/slurmctld.log"
   wait_for slurmctld 30 timeout 5 scontrol ping
   slurmd -N localhost >>"$D/log/slurmd.log" 2>&1 || die "slurmd failed to start" "$D/log/slurmd.log"
-  wait_for slurmd 30 node_ok
+  wait_for slurmd 30 node_ok_or_resume
   wait_for slurmdbd 30 sacct_ok
-  # slurmctld runs its first scheduling pass ~3 s after boot (only then does it apply
-  # batch_sched_delay=0); wait for it (best effort) so the first job starts promptly.
+  # slurmctld only applies SchedulerParameters at its first scheduling pass, ~3 s after
+  # boot; until then new jobs wait. Wait for it (best effort) so the first job is prompt.
   for _ in {1..40}; do
     tail -c +"$((ctld_log_size + 1))" "$D/log/slurmctld.log" | grep -q 'SchedulerParameters=' && break
     sleep 0.2
@@ -208,20 +218,20 @@ cmd_start() {
 }
 
 cmd_stop() {
-  # slurmctld spools accounting records it cannot deliver, so no ordering is needed
-  # among the slurm daemons; munged goes last since they all authenticate through it.
+  # slurmctld spools accounting records it cannot deliver, so the slurm daemons can
+  # stop together; munged goes last since they all authenticate through it.
   stop_daemons slurmd slurmctld slurmdbd
   stop_daemons munged
-  # Running job steps survive slurmd (a restart re-adopts them); just report them.
+  # Job steps outlive slurmd (a restart re-adopts them); only report them.
   if pgrep -x slurmstepd >/dev/null; then log "note: slurmstepd processes still running (jobs in flight)"; fi
 }
 
 cmd_status() {
   local d
   for d in munged slurmdbd slurmctld slurmd; do
-    alive "$d" && echo "$d: running (pid $(cat "$(pidfile "$d")"))" || echo "$d: not running"
+    if alive "$d"; then echo "$d: running (pid $(cat "$(pidfile "$d")"))"; else echo "$d: not running"; fi
   done
-  timeout 5 sinfo 2>&1 || true
+  if alive slurmctld; then timeout 5 sinfo 2>&1 || true; fi  # sinfo hangs ~9 s without a controller
   if healthy; then log "healthy"; else log "NOT healthy"; return 1; fi
 }
 
@@ -230,5 +240,5 @@ case ${1:-} in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 install|start|stop|status   (state dir: \$HARNESS_SLURM_DIR, default /tmp/harness-slurm)" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status  (state dir: \$HARNESS_SLURM_DIR, default /tmp/harness-slurm)" >&2; exit 2 ;;
 esac

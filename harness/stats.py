@@ -22,12 +22,15 @@ def _broadcast(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def advantage_moments(advantages: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Moments of the advantages the loss sees: one value per sequence (B,) or per token (B, T)."""
     mask = mask.to(torch.float32)
-    adv = _broadcast(advantages.to(torch.float32), mask) * mask
-    lengths = mask.sum(-1)
-    has_tokens = (lengths > 0).float()
-    seq_mean = adv.sum(-1) / lengths.clamp(min=1.0)
-    # Population std within each sequence: exactly 0 when the advantage is constant along the sequence.
-    seq_var = (((adv - seq_mean.unsqueeze(1)) * mask) ** 2).sum(-1) / lengths.clamp(min=1.0)
+    full = _broadcast(advantages.to(torch.float32), mask)
+    adv = full * mask
+    lengths = mask.sum(-1).clamp(min=1.0)
+    has_tokens = (mask.sum(-1) > 0).float()
+    seq_mean = adv.sum(-1) / lengths
+    # Population std within each sequence, shifted by the first value so that a constant advantage gives exactly 0
+    # (subtracting a rounded mean would leave ~1e-8).
+    shifted = (full - full[:, :1]) * mask
+    seq_var = ((shifted**2).sum(-1) / lengths - (shifted.sum(-1) / lengths) ** 2).clamp(min=0.0)
     return {
         "adv/tokens": mask.sum(),
         "adv/sequences": has_tokens.sum(),

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.config import ConfigError, validate
 from harness.sinks import METRICS_FILE
@@ -40,13 +40,18 @@ def run_job(
     from harness.sinks import MetricsSink, wandb_run
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.group = group  # record the effective group in config.yaml and the wandb config
+    sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
+    # Building checks the trainer fields and calls the rewards once before it writes anything.
+    trainer = build_trainer(cfg, output_dir, [sink, *callbacks])
+    sink.trainer = trainer
     OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
     with wandb_run(cfg, output_dir, group, run_id) as run:
-        sink = MetricsSink(output_dir / METRICS_FILE, run, cfg.stats.histogram_every)
-        trainer = build_trainer(cfg, output_dir, [sink, *callbacks])
-        sink.trainer = trainer
+        sink.wandb_run = run
         trainer.train(trial=trial)
-        trainer.save_model(str(output_dir / "final_model"))
+        if not any(getattr(callback, "pruned", False) for callback in callbacks):  # pruned trials exit checkpoint-free
+            trainer.save_model(str(output_dir / "final_model"))
         summary = summarize(sink.records, cfg, output_dir, run)
         if run is not None:
             run.summary["objective"] = summary["objective"]

@@ -1,0 +1,5 @@
+"""Comparison report: `python -m harness.report PATH [PATH ...]` turns runs, multiruns and studies into one page.
+
+Kept import-free on purpose: Hydra imports `harness.report.callback` while composing the preset's config, and that
+must not pull in matplotlib or optuna.
+"""

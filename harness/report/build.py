@@ -1,0 +1,99 @@
+"""Load runs -> group by task and condition -> figures, table, verdicts -> report.html (+ the optional study)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.report import figures as fig
+from harness.report.findings import TABLE_METRICS, spread_notes, table, verdicts
+from harness.report.groups import by_condition, by_task
+from harness.report.page import TaskSection, render
+from harness.report.runs import Run, load_runs
+from harness.report.studies import find_journal, load_study, study_report
+
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class Report:
+    html: Path
+    figures: list[Path]
+    warnings: list[str]
+
+
+def default_out_dir(paths: list[Path]) -> Path:
+    """`<dir>/report` for one multirun or sweep directory; `./report` for a list of run directories."""
+    return paths[0] / "report" if len(paths) == 1 else Path("report")
+
+
+def build_report(
+    paths: list[Path], out_dir: Path | None = None, storage: str | None = None, study_name: str | None = None
+) -> Report:
+    """Raises ReportInputError when there is nothing to report; everything else degrades to warnings."""
+    runs, warnings = load_runs(paths)
+    out_dir = out_dir or default_out_dir(paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = _study(paths, storage, study_name, out_dir, warnings)
+    tasks = by_task(runs)
+    if len(tasks) > 1:
+        warnings.append(f"runs of {len(tasks)} different tasks (reward.name: {', '.join(tasks)}) are never "
+                        "averaged together: each task gets its own section")
+    sections = [
+        task_section(task, task_runs, out_dir, f"{task}_" if len(tasks) > 1 else "", split_variants=study is None)
+        for task, task_runs in tasks.items()
+    ]
+    html = out_dir / REPORT_FILE
+    html.write_text(render([str(p) for p in paths], warnings, sections, study))
+    figure_paths = [f.path for s in sections for f in s.figures] + [f.path for f in (study.figures if study else [])]
+    return Report(html, figure_paths, warnings)
+
+
+def _study(paths: list[Path], storage: str | None, study_name: str | None, out_dir: Path, warnings: list[str]):
+    if storage is None:
+        journal = find_journal(paths)
+        if journal is None:
+            return None
+        storage = str(journal)
+    try:
+        return study_report(load_study(storage, study_name), storage, out_dir, paths)
+    except Exception as error:  # noqa: BLE001 - the runs' report is still worth writing without the study
+        warnings.append(f"study section left out: {type(error).__name__}: {error}")
+        return None
+
+
+def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_variants: bool) -> TaskSection:
+    groups = by_condition(runs, split_variants)
+    objectives = {str(r.config.get("objective", {}).get("metric", "reward")) for r in runs} - {"reward"}
+    metrics = TABLE_METRICS + [(m, f"objective ({m})") for m in sorted(objectives)]
+    figures = [
+        fig.metric_grid(groups, [("reward", "reward")], out_dir / f"{prefix}reward.png", "Reward over steps",
+                        "Mean across seeds with a 95% confidence band (t-interval), per importance-sampling level; the y axis "
+                        "spans the individual runs' values, so a wide band is cut at the axis."),
+        *[fig.metric_grid(groups, [(m, m)], out_dir / f"{prefix}objective_{m.replace('/', '_')}.png",
+                          f"Study objective ({m}) over steps", "Mean across runs with a 95% confidence band.")
+          for m in sorted(objectives)],
+        fig.metric_grid(
+            groups,
+            [("clip/region_frac_token", "clipped, token-weighted"), ("clip/region_frac_seq", "clipped, seq-weighted")],
+            out_dir / f"{prefix}clipping.png", "Clip fractions over steps",
+            "Share of tokens (top) and of sequences (bottom, each sequence's clipped-token share averaged) that the "
+            "PPO-style clip cut off; comparable across levels."),
+        fig.metric_grid(
+            groups, [("is_ratio/std", "IS ratio std"), ("is_ratio/ess", "effective sample size")],
+            out_dir / f"{prefix}is_ratio.png", "Importance ratio spread and effective sample size",
+            "Spread of the importance weights each level actually used, and their normalised ESS "
+            "(1 = uniform weights)."),
+        fig.metric_grid(
+            groups, [("adv/within_seq_std", "within-sequence std"), ("adv/std", "std over all tokens")],
+            out_dir / f"{prefix}advantages.png", "Per-token advantage statistics",
+            "Within-sequence spread of the advantages: exactly 0 under outcome advantages, where GSPO-token "
+            "reduces to GSPO; only a positive spread lets the two differ."),
+        fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"),
+    ]
+    grouping = ("Runs are grouped by their resolved config.yaml: level × advantage"
+                + (" × any other key that differs between seeds' configs" if split_variants
+                   else " (study trials: their other parameters vary, see the study section)") + ".")
+    return TaskSection(task, runs, verdicts(groups), spread_notes(groups), [f for f in figures if f is not None],
+                       table(groups, metrics), metrics, grouping)
+

@@ -1,0 +1,99 @@
+"""The final table and the plain-words verdicts: does GSPO-token beat each baseline, and can it differ at all?"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
+from harness.report.runs import Run
+from harness.report.tstats import Estimate, welch_test
+
+TABLE_METRICS = [
+    ("reward", "reward"),
+    ("clip/region_frac_token", "clipped, token-weighted"),
+    ("clip/region_frac_seq", "clipped, sequence-weighted"),
+    ("is_ratio/std", "IS ratio std"),
+    ("is_ratio/ess", "IS ratio ESS"),
+    ("adv/within_seq_std", "within-seq adv std"),
+]
+GSPO_TOKEN, BASELINES = "sequence_token", ("token", "sequence")
+ALPHA = 0.05
+ZERO_SPREAD = 1e-6  # float32 round-off of a constant advantage along a sequence is ~1e-8
+
+
+@dataclass
+class Row:
+    condition: Condition
+    n: int
+    cells: dict[str, Estimate]
+
+
+def table(groups: dict[Condition, list[Run]], metrics: list[tuple[str, str]]) -> list[Row]:
+    return [Row(c, len(runs), {key: final_estimate(runs, key) for key, _ in metrics}) for c, runs in groups.items()]
+
+
+def fmt(estimate: Estimate) -> str:
+    if estimate.n == 0:
+        return "–"
+    if math.isnan(estimate.half_width):
+        return f"{estimate.mean:.4g}"
+    return f"{estimate.mean:.4g} ± {estimate.half_width:.2g}"
+
+
+def verdicts(groups: dict[Condition, list[Run]], metric: str = "reward") -> list[str]:
+    """One sentence per (column, baseline): GSPO-token's final-window metric against the baseline's, Welch-tested."""
+    by_key = {(c.column, c.level): runs for c, runs in groups.items()}
+    sentences = []
+    for column in dict.fromkeys(c.column for c in groups):
+        ours = by_key.get((column, GSPO_TOKEN))
+        if ours is None:
+            continue
+        for baseline in BASELINES:
+            theirs = by_key.get((column, baseline))
+            if theirs is not None:
+                sentences.append(compare(ours, theirs, baseline, column, metric))
+    return sentences
+
+
+def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, metric: str) -> str:
+    a, b = final_values(ours, metric), final_values(theirs, metric)
+    name = LEVEL_LABELS[baseline].split(" ")[0]
+    where = f"With {column_label(column)}"
+    means = f"final {metric} {_mean(a)} vs {_mean(b)}"
+    test = welch_test(a, b)
+    if test is None:
+        return (f"{where}: GSPO-token vs {name}: {means} ({len(a)} vs {len(b)} seeds) — no test possible: each side "
+                "needs at least 2 seeds, and the results must vary between seeds.")
+    detail = (f"{means} (difference {test.difference:+.3g}, 95% CI {test.ci_low:+.3g} to {test.ci_high:+.3g}; "
+              f"Welch's t-test p = {test.p:.2g}, {len(a)} vs {len(b)} seeds)")
+    if test.p < ALPHA:
+        direction = "higher" if test.difference > 0 else "lower"
+        return f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {detail}. Significant at the 5% level."
+    return (f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {detail}. "
+            "Not significant at the 5% level.")
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.3g}" if values else "n/a"
+
+
+def spread_notes(groups: dict[Condition, list[Run]]) -> list[str]:
+    """Why GSPO-token can or cannot differ from GSPO: its per-token gradient only matters if advantages vary
+    within a sequence."""
+    notes = []
+    for condition, runs in groups.items():
+        if condition.level != GSPO_TOKEN:
+            continue
+        spread = final_estimate(runs, "adv/within_seq_std")
+        if spread.n == 0:
+            continue
+        where = f"With {column_label(condition.column)}"
+        if abs(spread.mean) < ZERO_SPREAD:
+            notes.append(f"{where}, every token of a sequence has the same advantage (within-sequence std "
+                         f"{spread.mean:.1g}), so GSPO-token computes exactly GSPO's gradient: any difference "
+                         "between the two is seed noise.")
+        else:
+            notes.append(f"{where}, advantages vary within sequences (mean within-sequence std {spread.mean:.3g} "
+                         "in the final window), so GSPO-token's per-token gradient can differ from GSPO's.")
+    return notes

@@ -1,0 +1,151 @@
+"""The self-contained report.html: inline CSS, figures as base64 data URIs, one small inline script. No network."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+from harness.report.figures import Figure
+from harness.report.findings import Row, fmt
+from harness.report.runs import Run
+from harness.report.studies import StudyReport
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+.meta { color: #555; font-size: .92em; }
+.warnings { background: #fff4e5; border-left: 4px solid #f0a030; padding: .5em 1em; }
+.verdict li { margin: .4em 0; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; }
+table { border-collapse: collapse; font-size: .88em; margin: 1em 0; }
+th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+code { background: #f4f4f4; padding: .1em .3em; font-size: .88em; word-break: break-all; }
+"""
+
+# Tells the reader (and the browser test) whether every figure decoded, and records any script error in the DOM.
+SCRIPT = """
+window.addEventListener("error", (e) => { document.body.dataset.scriptError = String(e.message); });
+window.addEventListener("load", () => {
+  const images = Array.from(document.querySelectorAll("img.figure"));
+  const rendered = images.filter((img) => img.complete && img.naturalWidth > 0).length;
+  document.body.dataset.figuresRendered = String(rendered);
+  document.getElementById("render-status").textContent =
+    rendered + " of " + images.length + " figures rendered.";
+});
+"""
+
+
+@dataclass
+class TaskSection:
+    task: str
+    runs: list[Run]
+    verdicts: list[str]
+    notes: list[str]
+    figures: list[Figure]
+    rows: list[Row]
+    metrics: list[tuple[str, str]]
+    grouping: str
+
+
+def render(sources: list[str], warnings: list[str], tasks: list[TaskSection], study: StudyReport | None) -> str:
+    n_runs = sum(len(t.runs) for t in tasks)
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>harness comparison report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>GSPO-token vs GRPO vs GSPO: comparison report</h1>",
+        f"<p class='meta'>Generated {datetime.now():%Y-%m-%d %H:%M} from {n_runs} run(s) in "
+        + ", ".join(f"<code>{escape(s)}</code>" for s in sources) + ".</p>",
+        "<p class='meta' id='render-status'></p>",
+    ]
+    if warnings:
+        parts.append("<div class='warnings'><b>Skipped or partial input</b><ul>"
+                     + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul></div>")
+    for task in tasks:
+        parts += task_html(task)
+    if study is not None:
+        parts += study_html(study)
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
+    return "\n".join(parts)
+
+
+def task_html(task: TaskSection) -> list[str]:
+    parts = [
+        f"<h2>Task: {escape(task.task)}</h2>",
+        f"<p class='meta'>{len(task.runs)} run(s) in {len(task.rows)} condition(s). {escape(task.grouping)}</p>",
+        "<h3>Did GSPO-token help?</h3>",
+    ]
+    parts.append(_list(task.verdicts, "verdict") if task.verdicts else
+                 "<p>No comparison: the runs of this task do not include GSPO-token and a baseline.</p>")
+    parts.append("<p class='meta'>Final window = each run's last <code>objective.last_n</code> logged steps; "
+                 "one value per seed. Two tests per estimator, not corrected for multiple testing.</p>")
+    if task.notes:
+        parts += ["<h3>Can GSPO-token differ from GSPO?</h3>", _list(task.notes, "verdict")]
+    parts += [figure_html(f) for f in task.figures]
+    parts += ["<h3>Final window: mean ± 95% CI across seeds</h3>", table_html(task.rows, task.metrics)]
+    parts.append(runs_html(task.runs))
+    return parts
+
+
+def _list(items: list[str], css: str) -> str:
+    return f"<ul class='{css}'>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+
+
+def figure_html(figure: Figure) -> str:
+    data = base64.b64encode(Path(figure.path).read_bytes()).decode("ascii")
+    return (f"<figure><img class='figure' alt='{escape(figure.title)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)} "
+            f"(<code>{escape(Path(figure.path).name)}</code>)</figcaption></figure>")
+
+
+def table_html(rows: list[Row], metrics: list[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{escape(label)}<br><code>{escape(key)}</code></th>" for key, label in metrics)
+    body = []
+    for row in rows:
+        cells = "".join(f"<td>{escape(fmt(row.cells[key]))}</td>" for key, _ in metrics)
+        body.append(f"<tr><td class='text'>{escape(row.condition.label)}</td><td>{row.n}</td>{cells}</tr>")
+    return (f"<table><tr><th class='text'>level · advantage</th><th>seeds</th>{head}</tr>"
+            + "".join(body) + "</table>")
+
+
+def runs_html(runs: list[Run]) -> str:
+    rows = "".join(
+        f"<tr><td class='text'><code>{escape(str(r.path))}</code></td><td class='text'>{escape(r.level)}</td>"
+        f"<td class='text'>{escape(r.advantage)}</td><td>{escape(str(r.seed))}</td>"
+        f"<td>{len(r.records)}</td><td>{_num(r.final('reward'))}</td></tr>"
+        for r in runs
+    )
+    return ("<details><summary>Runs</summary><table><tr><th class='text'>run directory</th><th class='text'>level</th>"
+            "<th class='text'>advantage</th><th>seed</th><th>logged steps</th><th>final reward</th></tr>"
+            + rows + "</table></details>")
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def study_html(study: StudyReport) -> list[str]:
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(study.counts.items()))
+    parts = [
+        f"<h2>Study: {escape(study.name)}</h2>",
+        f"<p class='meta'>Storage <code>{escape(study.storage)}</code>; direction {escape(study.direction)}; "
+        f"trials: {escape(counts) or 'none'}.</p>",
+    ]
+    parts += [f"<p>{escape(note)}</p>" for note in study.notes]
+    parts += [figure_html(f) for f in study.figures]
+    if study.best:
+        parts.append("<h3>Best trials</h3><table><tr><th>trial</th><th>objective</th><th class='text'>parameters</th>"
+                     "<th class='text'>reproduce as a single run</th></tr>")
+        for best in study.best:
+            params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
+            where = f"<br><span class='meta'>{escape(best['run_dir'])}</span>" if best["run_dir"] else ""
+            parts.append(f"<tr><td>{best['number']}</td><td>{best['value']:.4g}</td>"
+                         f"<td class='text'>{escape(params)}</td>"
+                         f"<td class='text'><code>{escape(best['command'])}</code>{where}</td></tr>")
+        parts.append("</table>")
+    return parts

@@ -1,0 +1,116 @@
+"""Find and load the harness runs under the paths a user gives: run dirs, multirun dirs, sweep dirs.
+
+A run directory is one holding the `config.yaml` that `harness.train.run_job` writes (the resolved config); where it
+sits does not matter. Runs that cannot be used are skipped with a one-line warning, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_FILE = "config.yaml"  # same names as harness.train / harness.sinks, which import torch-side modules
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+SKIP_DIRS = {"wandb", "final_model", "initial_model", "trainer", "report"}
+
+
+class ReportInputError(Exception):
+    """Nothing usable to report on; the message is the one line the user sees."""
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    records: list[dict]  # metrics.jsonl records that carry a training reward, in step order
+    histograms: list[tuple[int, dict]] = field(default_factory=list)  # (step, {"counts", "edges"})
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return str(self.config["reward"]["name"])
+
+    @property
+    def level(self) -> str:
+        return str(self.config["importance_sampling"]["level"])
+
+    @property
+    def advantage(self) -> str:
+        return str(self.config["advantage"]["name"])
+
+    @property
+    def seed(self):
+        return self.config.get("seed")
+
+    def series(self, metric: str) -> list[tuple[int, float]]:
+        return [(r["step"], float(r[metric])) for r in self.records if isinstance(r.get(metric), (int, float))]
+
+    def final(self, metric: str) -> float | None:
+        """Mean of the metric over the run's last `objective.last_n` logs: the window the harness's objective uses."""
+        values = [v for _, v in self.series(metric)]
+        last_n = int(self.config.get("objective", {}).get("last_n", 3))
+        return sum(values[-last_n:]) / len(values[-last_n:]) if values else None
+
+
+def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
+    if (path / CONFIG_FILE).is_file():
+        return [path]
+    if (path / ".hydra").is_dir():  # a Hydra job that stopped before run_job saved its config
+        warnings.append(f"skipping {path}: no {CONFIG_FILE} (the job failed before training started)")
+        return []
+    found = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        if not child.name.startswith(".") and child.name not in SKIP_DIRS:
+            found += find_run_dirs(child, warnings)
+    return found
+
+
+def load_run(path: Path, warnings: list[str]) -> Run | None:
+    config = yaml.safe_load((path / CONFIG_FILE).read_text()) or {}
+    if not all(isinstance(config.get(key), dict) for key in ("reward", "importance_sampling", "advantage")):
+        warnings.append(f"skipping {path}: {CONFIG_FILE} is not a harness run config")
+        return None
+    metrics = path / METRICS_FILE
+    if not metrics.is_file():
+        warnings.append(f"skipping {path}: no {METRICS_FILE} (the run failed or has not logged yet)")
+        return None
+    records, histograms, bad_lines = [], [], 0
+    for line in metrics.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # e.g. the last line of a killed run
+            bad_lines += 1
+            continue
+        if "adv/histogram" in record:
+            histograms.append((record["step"], record["adv/histogram"]))
+        if "reward" in record:
+            records.append(record)
+    if bad_lines:
+        warnings.append(f"{path}: ignored {bad_lines} unreadable line(s) in {METRICS_FILE}")
+    if not records:
+        warnings.append(f"skipping {path}: {METRICS_FILE} has no training records")
+        return None
+    summary_file = path / SUMMARY_FILE
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return Run(path, config, sorted(records, key=lambda r: r["step"]), histograms, summary)
+
+
+def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
+    """All usable runs under `paths` plus the warnings for what was skipped; raises when nothing is usable."""
+    warnings: list[str] = []
+    run_dirs: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            raise ReportInputError(f"{path} is not a directory")
+        run_dirs += find_run_dirs(path, warnings)
+    if not run_dirs:
+        where = ", ".join(str(p) for p in paths)
+        raise ReportInputError(f"no harness runs found under {where} (expected run directories with {CONFIG_FILE})")
+    runs = [run for run in (load_run(d.resolve(), warnings) for d in dict.fromkeys(run_dirs)) if run is not None]
+    if not runs:
+        raise ReportInputError(f"none of the {len(run_dirs)} run(s) found has metrics to report: " + warnings[-1])
+    return runs, warnings

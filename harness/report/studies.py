@@ -1,0 +1,121 @@
+"""Optuna studies: find the storage, then the optimisation history, parameter importances and best trials.
+
+The study helper (harness/study.py) keeps its journal file in the sweep directory and names trial directories by
+trial number; any SQLAlchemy URL or journal path can also be given with `--storage`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.report.figures import Figure, study_history, study_importances
+
+BEST_TRIALS = 5
+
+
+@dataclass
+class StudyReport:
+    name: str
+    storage: str
+    direction: str
+    counts: dict[str, int]
+    figures: list[Figure] = field(default_factory=list)
+    best: list[dict] = field(default_factory=list)  # number, value, params, command, run_dir
+    notes: list[str] = field(default_factory=list)
+
+
+def find_journal(paths: list[Path]) -> Path | None:
+    """An Optuna journal file directly inside one of the given directories (its lines are JSON with an op_code)."""
+    for path in paths:
+        for candidate in sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []:
+            try:
+                with candidate.open() as f:
+                    if "op_code" in json.loads(f.readline() or "{}"):
+                        return candidate
+            except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
+                continue
+    return None
+
+
+def open_storage(storage: str):
+    import optuna
+
+    if "://" in storage:
+        return optuna.storages.RDBStorage(storage)
+    from optuna.storages.journal import JournalFileBackend
+
+    if not Path(storage).is_file():
+        raise ValueError(f"storage {storage} is neither a database URL nor an existing journal file")
+    return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def load_study(storage: str, study_name: str | None):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ValueError(f"storage {storage} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                             "choose one with --study")
+        study_name = names[0]
+    elif study_name not in names:
+        raise ValueError(f"no study {study_name!r} in {storage} (found: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=study_name, storage=opened)
+
+
+def study_report(study, storage: str, out_dir: Path, sweep_dirs: list[Path]) -> StudyReport:
+    import optuna
+
+    if len(study.directions) > 1:
+        raise ValueError(f"study {study.study_name} is multi-objective; the report covers single-objective studies")
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    direction = study.direction.name.lower()
+    report = StudyReport(study.study_name, storage, direction, _state_counts(trials))
+    if not complete:
+        report.notes.append("No trial has completed yet: no history, importances or best trials.")
+        return report
+    report.figures.append(study_history([(t.number, t.value) for t in complete], direction, out_dir / "study_history.png"))
+    try:
+        importances = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as error:  # e.g. fewer than two completed trials or a single-valued space
+        importances = {}
+        report.notes.append(f"Parameter importances unavailable: {error}")
+    if importances:
+        report.figures.append(study_importances(importances, out_dir / "study_importances.png"))
+    ranked = sorted(complete, key=lambda t: t.value, reverse=direction == "maximize")[:BEST_TRIALS]
+    report.best = [_best_entry(t, sweep_dirs) for t in ranked]
+    return report
+
+
+def _state_counts(trials) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def _best_entry(trial, sweep_dirs: list[Path]) -> dict:
+    run_dirs = [d / str(trial.number) for d in sweep_dirs if (d / str(trial.number)).is_dir()]
+    return {
+        "number": trial.number,
+        "value": trial.value,
+        "params": trial.params,
+        "command": reproduce_command(trial),
+        "run_dir": str(run_dirs[0]) if run_dirs else "",
+    }
+
+
+def reproduce_command(trial) -> str:
+    """The study helper's own command when it stored one on the trial; otherwise the trial's parameters as overrides
+    of a single run (the study's fixed overrides, if any, must be added by hand)."""
+    for key, value in trial.user_attrs.items():
+        if "command" in key and isinstance(value, str):
+            return value
+    overrides = [f"{key}={value}" for key, value in trial.params.items()]
+    return " ".join(["python -m harness.run", *map(shlex.quote, overrides)])

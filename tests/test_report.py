@@ -1,0 +1,226 @@
+"""The comparison report on real runs: the preset's multirun (shrunk), the page in headless Chromium, bad input."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.report.__main__ import main as report_main
+from harness.report.build import build_report
+from harness.report.figures import LEVEL_COLORS
+from harness.report.runs import ReportInputError
+from harness.report.tstats import t_quantile, t_two_sided_p, welch_test
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.e2e
+
+FIGURES = {"reward.png", "clipping.png", "is_ratio.png", "advantages.png"}
+
+
+@pytest.fixture(scope="module")
+def multirun(tmp_path_factory) -> Path:
+    """The ready comparison preset, shrunk to 4 steps x 2 seeds: 12 real jobs, and its callback writes the report."""
+    sweep = tmp_path_factory.mktemp("multirun")
+    result = run_cli(
+        "-m", "experiment=gspo_token_vs_baselines", "debug=fast", "logger=none", "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "harness.report: wrote" in result.stdout, result.stdout[-2000:]
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def addition_run(tmp_path_factory) -> Path:
+    """One real run of the second task, to mix tasks."""
+    run_dir = tmp_path_factory.mktemp("addition")
+    result = run_cli("reward=addition", "debug=fast", "logger=none", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def copy_runs(multirun: Path, dest: Path) -> list[Path]:
+    """The multirun's job dirs copied under neutral names (run-00, run-01, ...), without their model weights."""
+    ignore = shutil.ignore_patterns("final_model", "initial_model", "trainer", ".hydra")
+    jobs = sorted(p for p in multirun.iterdir() if (p / "config.yaml").is_file())
+    copies = [dest / f"run-{i:02d}" for i in range(len(jobs))]
+    for job, copy in zip(jobs, copies):
+        shutil.copytree(job, copy, ignore=ignore)
+    return copies
+
+
+def test_t_distribution_matches_tables():
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.975, 4) == pytest.approx(2.7764, abs=1e-4)
+    assert t_two_sided_p(2.0, 10) == pytest.approx(0.073388, abs=1e-6)
+    test = welch_test([1, 2, 3, 4], [2, 4, 6, 8.5])  # R: t.test(...): t = -1.7127, df = 4.2363, p = 0.1579
+    assert (test.t, test.df, test.p) == pytest.approx((-1.7127, 4.2363, 0.1579), abs=1e-4)
+    assert welch_test([1.0], [2.0, 3.0]) is None and welch_test([1.0, 1.0], [2.0, 2.0]) is None
+
+
+def test_preset_multirun_ends_with_a_report(multirun):
+    out = multirun / "report"
+    assert FIGURES <= {p.name for p in out.glob("*.png")}
+    html = (out / "report.html").read_text()
+    for level in ("GRPO (token)", "GSPO (sequence)", "GSPO-token (sequence_token)"):
+        assert html.count(level) >= 2  # table rows and verdicts
+    assert "Welch&#x27;s t-test" in html and "2 vs 2 seeds" in html
+    # Outcome advantages are constant along a sequence: the page must say GSPO-token reduces to GSPO there.
+    assert "computes exactly GSPO&#x27;s gradient" in html
+
+
+def test_cli_writes_self_contained_html_and_prints_paths(multirun, tmp_path, capsys):
+    assert report_main([str(multirun), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'report.html'}" in printed and str(tmp_path / "reward.png") in printed
+    html = (tmp_path / "report.html").read_text()
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]+)""", html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html and "https://" not in html
+    assert re.search(r"<tr><td class='text'>GSPO-token \(sequence_token\) · process advantage</td><td>2</td>", html)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: run .ci/install_chromium.sh")
+        pytest.skip("chromium is not installed (.ci/install_chromium.sh installs it)")
+    return path
+
+
+def open_in_chromium(html: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    switches = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ]  # fmt: skip
+    result = subprocess.run(
+        [chromium(), *switches, *args, html.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_page_renders_in_headless_chromium(multirun, tmp_path):
+    html = multirun / "report" / "report.html"
+    n_figures = html.read_text().count("<img class='figure'")
+    dom = open_in_chromium(html, tmp_path, "--dump-dom").stdout
+    # The page's own script records decoded figures and any script error on <body>.
+    assert f'data-figures-rendered="{n_figures}"' in dom, dom[:500]
+    assert "data-script-error" not in dom
+    assert f"{n_figures} of {n_figures} figures rendered." in dom
+
+    shot = tmp_path / "page.png"
+    open_in_chromium(html, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400")
+    from PIL import Image
+
+    pixels = list(Image.open(shot).convert("RGB").getdata())
+    assert len(set(pixels)) > 50, "blank screenshot"
+    for level, color in LEVEL_COLORS.items():  # every level's curve is drawn in the visible part of the page
+        rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+        near = sum(1 for p in pixels if sum(abs(a - b) for a, b in zip(p, rgb)) < 30)
+        assert near > 200, f"{level}: only {near} pixels of its colour {color}"
+
+
+def test_groups_by_config_not_directory_names(multirun, tmp_path):
+    copies = copy_runs(multirun, tmp_path / "runs")  # neutral names: run-00, run-01, ...
+    first_two = [yaml.safe_load((c / "config.yaml").read_text()) for c in copies[:2]]
+    assert [(c["importance_sampling"]["level"], c["advantage"]["name"]) for c in first_two] == [("token", "outcome")] * 2
+
+    def rows(lr_per_copy: list[float]) -> set[str]:
+        for copy, config, lr in zip(copies, first_two, lr_per_copy):
+            config["trainer"]["learning_rate"] = lr
+            (copy / "config.yaml").write_text(yaml.safe_dump(config))
+        html = build_report(copies, tmp_path / "out").html.read_text()
+        return set(re.findall(r"<tr><td class='text'>([^<]*)</td><td>(\d+)</td>", html))
+
+    # One seed trained with another learning rate is never averaged with the other: it is its own condition.
+    assert {("GRPO (token) · outcome advantage trainer.learning_rate=0.5", "1"),
+            ("GRPO (token) · outcome advantage trainer.learning_rate=0.001", "1"),
+            ("GSPO (sequence) · process advantage trainer.learning_rate=0.001", "2")} <= rows([0.5, 0.001])
+    # A learning rate shared by a level's seeds (e.g. tuned per level) keeps the comparison and shows in the label.
+    assert {("GRPO (token) · outcome advantage · trainer.learning_rate=0.5", "2"),
+            ("GSPO (sequence) · process advantage · trainer.learning_rate=0.001", "2")} <= rows([0.5, 0.5])
+
+
+def test_empty_directory_is_a_one_line_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"harness.report: error: no harness runs found under {tmp_path} " \
+        "(expected run directories with config.yaml)"
+    assert not (tmp_path / "report").exists()
+
+
+def test_runs_missing_metrics_are_skipped_with_a_warning(multirun, tmp_path, capsys):
+    copies = copy_runs(multirun, tmp_path / "runs")
+    (copies[0] / "metrics.jsonl").unlink()
+    (copies[1] / "metrics.jsonl").write_text('{"step": 4, "train_runtime": 1.0}\n')
+    assert report_main([str(tmp_path / "runs")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert f"harness.report: warning: skipping {copies[0]}: no metrics.jsonl (the run failed or has not logged yet)" \
+        in err
+    assert f"harness.report: warning: skipping {copies[1]}: metrics.jsonl has no training records" in err
+    html = (tmp_path / "runs" / "report" / "report.html").read_text()
+    assert "10 run(s) in 6 condition(s)" in html and "Skipped or partial input" in html
+
+    for copy in copies:
+        (copy / "metrics.jsonl").unlink(missing_ok=True)
+    with pytest.raises(ReportInputError, match="none of the 12 run"):
+        build_report([tmp_path / "runs"])
+
+
+def test_mixed_tasks_get_one_section_each(multirun, addition_run, tmp_path, capsys):
+    assert report_main([str(multirun), str(addition_run), "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "2 different tasks (reward.name: addition, copy)" in err and "each task gets its own section" in err
+    html = (tmp_path / "report.html").read_text()
+    assert "<h2>Task: addition</h2>" in html and "<h2>Task: copy</h2>" in html
+    assert {"copy_reward.png", "addition_reward.png"} <= {p.name for p in tmp_path.glob("*.png")}
+
+
+def test_study_section_from_journal_storage(multirun, tmp_path):
+    """A real Optuna journal in the sweep dir whose trials are the real runs, in dirs named by trial number, with
+    the parameters those runs actually used."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.storages.journal import JournalFileBackend
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    journal = sweep / "study.journal"
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="levels", direction="maximize", storage=storage)
+    space = {
+        "importance_sampling": CategoricalDistribution(["token", "sequence", "sequence_token"]),
+        "advantage": CategoricalDistribution(["outcome", "process"]),
+        "seed": IntDistribution(0, 1),
+    }
+    for number, run in enumerate(copy_runs(multirun, tmp_path / "runs")):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        params = {"importance_sampling": config["importance_sampling"]["level"],
+                  "advantage": config["advantage"]["name"], "seed": config["seed"]}
+        objective = json.loads((run / "summary.json").read_text())["objective"]
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=objective))
+        run.rename(sweep / str(number))
+
+    report = build_report([sweep])
+    html = report.html.read_text()
+    assert "<h2>Study: levels</h2>" in html and "12 complete" in html
+    assert {"study_history.png", "study_importances.png"} <= {p.name for p in report.figures}
+    best = study.best_trial
+    command = " ".join(["python -m harness.run", *(f"{k}={v}" for k, v in best.params.items())])
+    assert f"<code>{command}</code><br><span class='meta'>{sweep / str(best.number)}</span>" in html
+
+    # An explicit storage naming a study that is not there: a warning, and the runs' report all the same.
+    partial = build_report([sweep], tmp_path / "out", storage=str(journal), study_name="missing")
+    assert any("no study 'missing'" in w for w in partial.warnings)
+    assert "<h2>Task: copy</h2>" in partial.html.read_text()

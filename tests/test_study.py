@@ -1,0 +1,369 @@
+"""Optuna studies over real harness runs (harness/study.py): spec errors, pruning, resume, workers, faults, CLI.
+
+The e2e tests start real workers (`python -m harness.run sweep=smoke ...`) on the tiny default with 8-step trials;
+each worker imports trl once and runs its trials in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from harness.config import CONF_DIR, ConfigError
+from harness.study import JOURNAL_FILE, Ledger, prepare, reproduce_command
+
+REPO = Path(__file__).resolve().parent.parent
+PG = "postgresql://postgres@127.0.0.1:5432"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+def worker_command(sweep_dir: Path, *overrides: str, study: str = "smoke") -> list[str]:
+    return [
+        sys.executable, "-m", "harness.run", f"sweep={study}", f"sweep.dir={sweep_dir}", "logger=none", *overrides
+    ]  # fmt: skip
+
+
+def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def journal_study(sweep_dir: Path, name: str = "smoke") -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL_FILE)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"worker exited ({process.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running_trial_of(study_loader, pid: int, after_finished: int):
+    """A RUNNING trial of worker `pid`, once at least `after_finished` trials have finished."""
+
+    def check():
+        try:
+            trials = study_loader().get_trials(deepcopy=False)
+        except Exception:  # the study may not exist yet
+            return None
+        if sum(t.state in FINISHED for t in trials) < after_finished:
+            return None
+        mine = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("worker", {}).get("pid") == pid]
+        return mine[0] if mine else None
+
+    return check
+
+
+def assert_budget(study: optuna.Study, n_trials: int, sweep_dir: Path) -> list:
+    trials = study.get_trials(deepcopy=False)
+    assert Ledger.of(trials).finished == n_trials
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    for trial in trials:  # every trial ran once, into its own directory (named by trial number)
+        metrics = sweep_dir / f"trial-{trial.number:04d}" / "metrics.jsonl"
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+            assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # + trl's final summary record
+    return trials
+
+
+def given_back(trials: list, killed: int) -> object:
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1, "the killed worker's trial is retried exactly once"
+    return retries[0]
+
+
+# --- bad specs: one line, before any trial, nothing written -------------------------------------------------------
+BAD_SPECS = [
+    (["sweep.space.lr.key=trainer.learnig_rate"], "trainer.learnig_rate is not a config key; did you mean trainer.learning_rate"),
+    (["+sweep.space.level={key:importance_sampling,choices:[]}"], "sweep.space.level.choices is empty"),
+    (["+sweep.space.level={key:importance_sampling,choices:[token,gspo]}"], "'gspo' is not an option of importance_sampling; allowed: sequence, sequence_token, token"),
+    (["sweep.space.lr.low=0.1", "sweep.space.lr.high=0.01"], "sweep.space.lr: low=0.1 > high=0.01"),
+    (["sweep.space.lr.low=0"], "sweep.space.lr: log=true needs low > 0"),
+    (["+sweep.space.lr.type=double"], "sweep.space.lr.type='double'; allowed: float, int"),
+    (["+sweep.space.lr.scale=2"], "sweep.space.lr.scale is not a parameter field"),
+    (["+sweep.space.eps2={key:importance_sampling.epsilon,when:{lr:1}}"], "sweep.space.eps2.when.lr: not a parameter with choices"),
+    (["+sweep.space.eps2={key:importance_sampling.epsilon,low:0.1,high:0.2}"], "both set importance_sampling.epsilon in the same trial"),
+    (["sweep.sampler.name=bayes"], "sweep.sampler.name='bayes'; allowed: tpe, random, cmaes, gp, grid"),
+    (["+sweep.sampler.n_startup=3"], "sweep.sampler (tpe): "),
+    (["sweep.sampler.name=grid"], "sampler grid needs `choices` or a `step`"),
+    (["sweep.pruner.name=early"], "sweep.pruner.name='early'; allowed: median, percentile, successive_halving, hyperband, none"),
+    (["sweep.objective.direction=up"], "sweep.objective.direction='up'; allowed: maximize, minimize"),
+    (["sweep.n_trials=0"], "sweep.n_trials=0 must be an integer >= 1"),
+    (["sweep.space={}"], "sweep.space is empty"),
+    (["sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere"], "sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere is unreachable"),
+    (["sweep.base=[advantage=process,reward=addition]", "+sweep.space.r={key:reward,choices:[copy]}"], None),
+]  # fmt: skip
+
+
+def compose_sweep(overrides: list[str]):
+    return compose(config_name="config", overrides=["sweep=smoke", "sweep.name=bad", *overrides])
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_SPECS)
+def test_bad_spec_fails_before_any_trial(tmp_path, overrides, message):
+    sweep_dir = tmp_path / "study"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose_sweep([f"sweep.dir={sweep_dir}", *overrides])
+        if message is None:  # a valid spec, as a control: it opens the storage and creates the study
+            prepare(cfg, [])
+            assert (sweep_dir / JOURNAL_FILE).is_file()
+            return
+        with pytest.raises(ConfigError) as error:
+            prepare(cfg, [])
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not sweep_dir.exists()  # nothing written, not even the journal
+
+
+def test_sqlite_refused_with_several_workers(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose_sweep([f"sweep.dir={tmp_path}", f"sweep.storage=sqlite:///{tmp_path}/study.db"])
+        with pytest.raises(ConfigError, match="SQLite locks under concurrent workers"):
+            prepare(cfg, [], workers=2)
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_bad_spec_cli_exit_code(tmp_path):
+    sweep_dir = tmp_path / "study"
+    result = run(worker_command(sweep_dir, "sweep.pruner.name=early"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("harness: error: sweep.pruner.name='early'; allowed:")
+    assert not (sweep_dir / JOURNAL_FILE).exists()
+
+
+def test_multirun_fan_out_refuses_sqlite(tmp_path):
+    command = worker_command(tmp_path, f"sweep.storage=sqlite:///{tmp_path}/s.db", "worker=range(2)")
+    result = run([*command[:3], "-m", *command[3:]])
+    assert result.returncode == 2
+    assert "SQLite locks under concurrent workers (2 here)" in result.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+# --- a real study: pruning, one wandb run per trial, results, CLI -----------------------------------------------------
+@pytest.fixture(scope="module")
+def pruned_study(tmp_path_factory):
+    """Six trials; the objective is the policy entropy (minimised): it moves with the learning rate from the first
+    steps, so the median pruner has something to compare on 8-step runs."""
+    sweep_dir = tmp_path_factory.mktemp("pruned") / "study"
+    command = worker_command(
+        sweep_dir,
+        "sweep.n_trials=6",
+        "sweep.objective.metric=entropy",
+        "sweep.objective.direction=minimize",
+        "sweep.objective.last_n=1",
+        "logger=wandb",
+        "logger.mode=offline",
+    )
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir, result
+
+
+@pytest.mark.e2e
+def test_study_prunes_early(pruned_study):
+    sweep_dir, _ = pruned_study
+    trials = assert_budget(journal_study(sweep_dir), 6, sweep_dir)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete
+    for trial in pruned:
+        summary = json.loads((sweep_dir / f"trial-{trial.number:04d}" / "summary.json").read_text())
+        assert summary["steps"] == trial.user_attrs["pruned_at"] < 8  # stopped early ...
+        assert not (sweep_dir / f"trial-{trial.number:04d}" / "final_model").exists()  # ... checkpoint-free
+    for trial in complete:
+        assert json.loads((sweep_dir / f"trial-{trial.number:04d}" / "summary.json").read_text())["steps"] == 8
+
+
+@pytest.mark.e2e
+def test_one_wandb_run_per_trial(pruned_study):
+    sweep_dir, _ = pruned_study
+    for trial in journal_study(sweep_dir).trials:
+        runs = list((sweep_dir / f"trial-{trial.number:04d}" / "wandb").glob("offline-run-*"))
+        assert [run.name.rsplit("-", 1)[-1] for run in runs] == [str(trial.number)]  # id smoke-<number>
+        assert runs[0].name.endswith(f"-smoke-{trial.number}")
+
+
+@pytest.mark.e2e
+def test_best_trial_reproduces_as_single_run(pruned_study):
+    sweep_dir, result = pruned_study
+    best = json.loads((sweep_dir / "best.json").read_text())
+    assert best["command"] in result.stdout
+    study = journal_study(sweep_dir)
+    assert best["trial"] == study.best_trial.number and best["value"] == study.best_value
+    overrides = best["command"].split()[3:]
+    assert reproduce_command(overrides) == best["command"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        single = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    trial = OmegaConf.to_container(OmegaConf.load(Path(best["dir"]) / "config.yaml"))
+    trial.pop("group")  # run_job records the wandb group (the study name)
+    single.pop("group")
+    assert single == trial
+    for label, value in best["params"].items():
+        key = {"lr": "trainer.learning_rate", "epsilon": "importance_sampling.epsilon"}[label]
+        assert OmegaConf.select(OmegaConf.create(single), key) == value
+
+
+@pytest.mark.e2e
+def test_cli_show_best_dashboard(pruned_study):
+    sweep_dir, _ = pruned_study
+    show = run([sys.executable, "-m", "harness.study", "show", str(sweep_dir)])
+    assert show.returncode == 0, show.stderr
+    assert "PRUNED" in show.stdout and "COMPLETE" in show.stdout and len(show.stdout.splitlines()) == 7
+    best = run([sys.executable, "-m", "harness.study", "best", str(sweep_dir / JOURNAL_FILE)])
+    assert best.returncode == 0 and "reproduce as a single run: python -m harness.run" in best.stdout
+    missing = run([sys.executable, "-m", "harness.study", "show", str(sweep_dir / "nowhere")])
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+    port = 18000 + os.getpid() % 1000
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "harness.study", "dashboard", str(sweep_dir), f"--port={port}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def studies():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as response:
+                    return json.loads(response.read())
+            except OSError:
+                return None
+
+        answer = wait_for(studies, 60, "the dashboard", dashboard)
+        assert [s["study_name"] for s in answer["study_summaries"]] == ["smoke"]
+    finally:
+        dashboard.kill()
+        dashboard.wait()
+
+
+# --- resume, workers, faults -------------------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_resume_after_kill(tmp_path):
+    """kill -9 a worker mid-trial; rerunning the same multirun command finishes exactly the budget."""
+    sweep_dir = tmp_path / "study"
+    command = worker_command(sweep_dir, "sweep.n_trials=4", "worker=range(2)")
+    command = [*command[:3], "-m", *command[3:]]
+    worker = start(command, tmp_path / "first.log")
+    check = running_trial_of(lambda: journal_study(sweep_dir), worker.pid, after_finished=1)
+    killed = wait_for(check, 240, "a running trial", worker).number
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    before = {t.number: t.params for t in journal_study(sweep_dir).trials if t.state.is_finished()}
+
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = assert_budget(journal_study(sweep_dir), 4, sweep_dir)
+    lost = trials[killed]
+    assert lost.state == TrialState.FAIL and "died" in lost.user_attrs["fail_reason"]
+    assert given_back(trials, killed).params == lost.params
+    assert {t.number: t.params for t in trials if t.number in before} == before  # finished trials not run again
+
+
+@pytest.mark.e2e
+def test_two_workers_share_journal(tmp_path):
+    sweep_dir = tmp_path / "study"
+    workers = [
+        start(worker_command(sweep_dir, "sweep.n_trials=6", f"worker={i}"), tmp_path / f"worker{i}.log")
+        for i in range(2)
+    ]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, (tmp_path / "worker0.log").read_text()[-3000:]
+    trials = assert_budget(journal_study(sweep_dir), 6, sweep_dir)
+    assert {t.user_attrs["worker"]["pid"] for t in trials} == {w.pid for w in workers}
+
+
+@pytest.fixture
+def postgres_url():
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"harness_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL at {PG} unreachable: {error}")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG}/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.mark.e2e
+def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
+    """Two workers share PostgreSQL; one is killed with -9 mid-trial: its heartbeat stops, the other worker fails
+    the stale trial, Optuna's retry callback gives it back, and the survivor runs it."""
+    sweep_dir = tmp_path / "study"
+    options = ["sweep.n_trials=6", f"sweep.storage={postgres_url}", "sweep.heartbeat_interval=1", "sweep.grace_period=3"]
+    victim = start(worker_command(sweep_dir, *options, "worker=0"), tmp_path / "victim.log")
+    survivor = start(worker_command(sweep_dir, *options, "worker=1"), tmp_path / "survivor.log")
+
+    def load():
+        return optuna.load_study(study_name="smoke", storage=postgres_url)
+
+    killed = wait_for(running_trial_of(load, victim.pid, after_finished=1), 240, "a running trial", victim).number
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert survivor.wait(timeout=300) == 0, (tmp_path / "survivor.log").read_text()[-3000:]
+    trials = assert_budget(load(), 6, sweep_dir)
+    lost = trials[killed]
+    assert lost.state == TrialState.FAIL
+    retry = given_back(trials, killed)
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED) and retry.params == lost.params
+    assert retry.user_attrs["worker"]["pid"] == survivor.pid
+
+
+@pytest.mark.e2e
+def test_failures_are_isolated_and_bounded(tmp_path):
+    """A grid over a config error (num_generations=3 does not divide the batch) x a NaN objective (a metric never
+    logged): failing trials are FAIL with their reason and the study goes on; a failure budget stops it."""
+    space = [
+        "~sweep.space.lr",
+        "~sweep.space.epsilon",
+        "+sweep.space.generations={key:trainer.num_generations,choices:[4,3]}",
+        "+sweep.space.metric={key:objective.metric,choices:[reward,no_such_metric]}",
+        "sweep.sampler.name=grid",
+    ]
+    sweep_dir = tmp_path / "study"
+    result = run(worker_command(sweep_dir, *space, "sweep.n_trials=4", "sweep.max_failure_rate=1.0"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = assert_budget(journal_study(sweep_dir), 4, sweep_dir)
+    reasons = {(t.params["generations"], t.params["metric"]): t.user_attrs.get("fail_reason") for t in trials}
+    assert [t.state for t in trials if t.params == {"generations": 4, "metric": "reward"}] == [TrialState.COMPLETE]
+    assert reasons[(4, "reward")] is None
+    assert "does not divide the generation batch" in reasons[(3, "reward")]
+    assert "no_such_metric is nan: no finite value was logged" in reasons[(4, "no_such_metric")]
+
+    stopped_dir = tmp_path / "stopped"
+    always_failing = [*space[:2], "+sweep.space.generations={key:trainer.num_generations,choices:[3]}"]
+    stopped = run(worker_command(stopped_dir, *always_failing, "sweep.n_trials=5", "sweep.max_failure_rate=0.2"))
+    assert stopped.returncode == 1
+    assert "study smoke stopped: 2 of 5 trials failed, more than sweep.max_failure_rate=0.2" in stopped.stderr
+    assert len(journal_study(stopped_dir).trials) == 2
