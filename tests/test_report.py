@@ -102,7 +102,7 @@ def open_in_chromium(html: Path, tmp_path: Path, *args: str) -> subprocess.Compl
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ]  # fmt: skip
     result = subprocess.run(
-        [chromium(), *switches, *args, html.as_uri()], capture_output=True, text=True, timeout=120
+        [chromium(), *switches, *args, html.as_uri()], check=False, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -132,7 +132,9 @@ def test_page_renders_in_headless_chromium(multirun, tmp_path):
 def test_groups_by_config_not_directory_names(multirun, tmp_path):
     copies = copy_runs(multirun, tmp_path / "runs")  # neutral names: run-00, run-01, ...
     first_two = [yaml.safe_load((c / "config.yaml").read_text()) for c in copies[:2]]
-    assert [(c["importance_sampling"]["level"], c["advantage"]["name"]) for c in first_two] == [("token", "outcome")] * 2
+    assert [(c["importance_sampling"]["level"], c["advantage"]["name"]) for c in first_two] == [
+        ("token", "outcome")
+    ] * 2
 
     def rows(lr_per_copy: list[float]) -> set[str]:
         for copy, config, lr in zip(copies, first_two, lr_per_copy):
@@ -142,21 +144,27 @@ def test_groups_by_config_not_directory_names(multirun, tmp_path):
         return set(re.findall(r"<tr><td class='text'>([^<]*)</td><td>(\d+)</td>", html))
 
     # One seed trained with another learning rate is never averaged with the other: it is its own condition.
-    assert {("GRPO (token) · outcome advantage trainer.learning_rate=0.5", "1"),
-            ("GRPO (token) · outcome advantage trainer.learning_rate=0.001", "1"),
-            ("GSPO (sequence) · process advantage trainer.learning_rate=0.001", "2")} <= rows([0.5, 0.001])
+    assert {
+        ("GRPO (token) · outcome advantage trainer.learning_rate=0.5", "1"),
+        ("GRPO (token) · outcome advantage trainer.learning_rate=0.001", "1"),
+        ("GSPO (sequence) · process advantage trainer.learning_rate=0.001", "2"),
+    } <= rows([0.5, 0.001])
     # A learning rate shared by a level's seeds (e.g. tuned per level) keeps the comparison and shows in the label.
-    assert {("GRPO (token) · outcome advantage · trainer.learning_rate=0.5", "2"),
-            ("GSPO (sequence) · process advantage · trainer.learning_rate=0.001", "2")} <= rows([0.5, 0.5])
+    assert {
+        ("GRPO (token) · outcome advantage · trainer.learning_rate=0.5", "2"),
+        ("GSPO (sequence) · process advantage · trainer.learning_rate=0.001", "2"),
+    } <= rows([0.5, 0.5])
 
 
 def test_empty_directory_is_a_one_line_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "harness.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "harness.report", str(tmp_path)], cwd=ROOT, check=False, capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"harness.report: error: no harness runs found under {tmp_path} " \
+    assert (
+        result.stderr.strip() == f"harness.report: error: no harness runs found under {tmp_path} "
         "(expected run directories with config.yaml)"
+    )
     assert not (tmp_path / "report").exists()
 
 
@@ -166,8 +174,9 @@ def test_runs_missing_metrics_are_skipped_with_a_warning(multirun, tmp_path, cap
     (copies[1] / "metrics.jsonl").write_text('{"step": 4, "train_runtime": 1.0}\n')
     assert report_main([str(tmp_path / "runs")]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert f"harness.report: warning: skipping {copies[0]}: no metrics.jsonl (the run failed or has not logged yet)" \
-        in err
+    assert (
+        f"harness.report: warning: skipping {copies[0]}: no metrics.jsonl (the run failed or has not logged yet)" in err
+    )
     assert f"harness.report: warning: skipping {copies[1]}: metrics.jsonl has no training records" in err
     html = (tmp_path / "runs" / "report" / "report.html").read_text()
     assert "10 run(s) in 6 condition(s)" in html and "Skipped or partial input" in html
@@ -206,8 +215,11 @@ def test_study_section_from_journal_storage(multirun, tmp_path):
     }
     for number, run in enumerate(copy_runs(multirun, tmp_path / "runs")):
         config = yaml.safe_load((run / "config.yaml").read_text())
-        params = {"importance_sampling": config["importance_sampling"]["level"],
-                  "advantage": config["advantage"]["name"], "seed": config["seed"]}
+        params = {
+            "importance_sampling": config["importance_sampling"]["level"],
+            "advantage": config["advantage"]["name"],
+            "seed": config["seed"],
+        }
         objective = json.loads((run / "summary.json").read_text())["objective"]
         study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=objective))
         run.rename(sweep / str(number))

@@ -117,9 +117,9 @@ BAD_SPECS = [
     (["sweep.pruner.name=early"], "sweep.pruner.name='early'; allowed: median, percentile, successive_halving, hyperband, none"),
     (["sweep.objective.direction=up"], "sweep.objective.direction='up'; allowed: maximize, minimize"),
     (["sweep.n_trials=0"], "sweep.n_trials=0 must be an integer >= 1"),
-    (["sweep.space={}"], "sweep.space is empty"),
+    (["~sweep.space.lr", "~sweep.space.epsilon"], "sweep.space is empty"),
     (["sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere"], "sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere is unreachable"),
-    (["sweep.base=[advantage=process,reward=addition]", "+sweep.space.r={key:reward,choices:[copy]}"], None),
+    (["sweep.base=['importance_sampling=token']", "+sweep.space.task={key:reward,choices:[copy,addition]}"], None),
 ]  # fmt: skip
 
 

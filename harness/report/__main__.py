@@ -16,8 +16,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="multirun dir, study sweep dir, or run dirs")
     parser.add_argument("--out", type=Path, help="output dir (default: PATH/report for one PATH, else ./report)")
-    parser.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal file (default: a journal "
-                        "file found in PATH)")
+    parser.add_argument(
+        "--storage", help="Optuna storage: SQLAlchemy URL or journal file (default: a journal file found in PATH)"
+    )
     parser.add_argument("--study", help="study name, when the storage holds several")
     return parser.parse_args(argv)
 

@@ -37,8 +37,10 @@ def build_report(
     study = _study(paths, storage, study_name, out_dir, warnings)
     tasks = by_task(runs)
     if len(tasks) > 1:
-        warnings.append(f"runs of {len(tasks)} different tasks (reward.name: {', '.join(tasks)}) are never "
-                        "averaged together: each task gets its own section")
+        warnings.append(
+            f"runs of {len(tasks)} different tasks (reward.name: {', '.join(tasks)}) are never "
+            "averaged together: each task gets its own section"
+        )
     sections = [
         task_section(task, task_runs, out_dir, f"{task}_" if len(tasks) > 1 else "", split_variants=study is None)
         for task, task_runs in tasks.items()
@@ -62,38 +64,49 @@ def _study(paths: list[Path], storage: str | None, study_name: str | None, out_d
         return None
 
 
+# (file name, title, caption, [(metric, axis label), ...]): one figure each, rows = metrics.
+STEP_FIGURES = [
+    ("reward", "Reward over steps",
+     ("Mean across seeds with a 95% confidence band (t-interval), per importance-sampling level; the y axis spans "
+      "the individual runs' values, so a wide band is cut at the axis."),
+     [("reward", "reward")]),
+    ("clipping", "Clip fractions over steps",
+     ("Share of tokens (top) and of sequences (bottom: each sequence's clipped-token share, averaged) that the "
+      "PPO-style clip cut off; comparable across levels."),
+     [("clip/region_frac_token", "clipped, token-weighted"), ("clip/region_frac_seq", "clipped, seq-weighted")]),
+    ("is_ratio", "Importance ratio spread and effective sample size",
+     "Spread of the importance weights each level actually used, and their normalised ESS (1 = uniform weights).",
+     [("is_ratio/std", "IS ratio std"), ("is_ratio/ess", "effective sample size")]),
+    ("advantages", "Per-token advantage statistics",
+     ("Within-sequence spread of the advantages: exactly 0 under outcome advantages, where GSPO-token reduces to "
+      "GSPO; only a positive spread lets the two differ."),
+     [("adv/within_seq_std", "within-sequence std"), ("adv/std", "std over all tokens")]),
+]  # fmt: skip
+
+
 def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_variants: bool) -> TaskSection:
     groups = by_condition(runs, split_variants)
-    objectives = {str(r.config.get("objective", {}).get("metric", "reward")) for r in runs} - {"reward"}
-    metrics = TABLE_METRICS + [(m, f"objective ({m})") for m in sorted(objectives)]
-    figures = [
-        fig.metric_grid(groups, [("reward", "reward")], out_dir / f"{prefix}reward.png", "Reward over steps",
-                        "Mean across seeds with a 95% confidence band (t-interval), per importance-sampling level; the y axis "
-                        "spans the individual runs' values, so a wide band is cut at the axis."),
-        *[fig.metric_grid(groups, [(m, m)], out_dir / f"{prefix}objective_{m.replace('/', '_')}.png",
-                          f"Study objective ({m}) over steps", "Mean across runs with a 95% confidence band.")
-          for m in sorted(objectives)],
-        fig.metric_grid(
-            groups,
-            [("clip/region_frac_token", "clipped, token-weighted"), ("clip/region_frac_seq", "clipped, seq-weighted")],
-            out_dir / f"{prefix}clipping.png", "Clip fractions over steps",
-            "Share of tokens (top) and of sequences (bottom, each sequence's clipped-token share averaged) that the "
-            "PPO-style clip cut off; comparable across levels."),
-        fig.metric_grid(
-            groups, [("is_ratio/std", "IS ratio std"), ("is_ratio/ess", "effective sample size")],
-            out_dir / f"{prefix}is_ratio.png", "Importance ratio spread and effective sample size",
-            "Spread of the importance weights each level actually used, and their normalised ESS "
-            "(1 = uniform weights)."),
-        fig.metric_grid(
-            groups, [("adv/within_seq_std", "within-sequence std"), ("adv/std", "std over all tokens")],
-            out_dir / f"{prefix}advantages.png", "Per-token advantage statistics",
-            "Within-sequence spread of the advantages: exactly 0 under outcome advantages, where GSPO-token "
-            "reduces to GSPO; only a positive spread lets the two differ."),
-        fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"),
-    ]
-    grouping = ("Runs are grouped by their resolved config.yaml: level × advantage"
-                + (" × any other key that differs between seeds' configs" if split_variants
-                   else " (study trials: their other parameters vary, see the study section)") + ".")
-    return TaskSection(task, runs, verdicts(groups), spread_notes(groups), [f for f in figures if f is not None],
-                       table(groups, metrics), metrics, grouping)
-
+    # A study may optimise another metric than reward: plot and tabulate it too.
+    objectives = sorted({str(r.config.get("objective", {}).get("metric", "reward")) for r in runs} - {"reward"})
+    specs = [*STEP_FIGURES[:1], *[(f"objective_{m.replace('/', '_')}", f"Study objective ({m}) over steps",
+                                  "Mean across runs with a 95% confidence band.", [(m, m)]) for m in objectives],
+             *STEP_FIGURES[1:]]  # fmt: skip
+    figures = [fig.metric_grid(groups, metrics, out_dir / f"{prefix}{name}.png", title, caption)
+               for name, title, caption, metrics in specs]  # fmt: skip
+    figures.append(fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"))
+    grouping = "Runs are grouped by their resolved config.yaml: level × advantage" + (
+        " × any other key that differs between seeds' configs."
+        if split_variants
+        else " (study trials: their other parameters vary, see the study section)."
+    )
+    metrics = TABLE_METRICS + [(m, f"objective ({m})") for m in objectives]
+    return TaskSection(
+        task=task,
+        runs=runs,
+        verdicts=verdicts(groups),
+        notes=spread_notes(groups),
+        figures=[f for f in figures if f is not None],
+        rows=table(groups, metrics),
+        metrics=metrics,
+        grouping=grouping,
+    )

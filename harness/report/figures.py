@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: the report is built on CI machines and inside Hydra callbacks
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from harness.report.groups import LEVEL_LABELS, Condition, column_label, over_steps  # noqa: E402
-from harness.report.runs import Run  # noqa: E402
+from harness.report.groups import LEVEL_LABELS, Condition, column_label, over_steps
+from harness.report.runs import Run
 
 # One colour per level everywhere on the page (matplotlib's default cycle, so the legend reads as usual).
 LEVEL_COLORS = {"token": "#1f77b4", "sequence": "#ff7f0e", "sequence_token": "#2ca02c"}
@@ -94,21 +95,22 @@ def _legend(fig, groups: dict[Condition, list[Run]]) -> None:
     for condition, runs in groups.items():
         counts.setdefault(condition.level, set()).add(len(runs))
     handles = [
-        plt.Line2D([], [], color=LEVEL_COLORS.get(level, OTHER_COLOR), linewidth=2,
-                   linestyle=LEVEL_STYLES.get(level, "solid"))
+        plt.Line2D(
+            [], [], color=LEVEL_COLORS.get(level, OTHER_COLOR), linewidth=2, linestyle=LEVEL_STYLES.get(level, "solid")
+        )
         for level in counts
     ]
-    labels = [
-        f"{LEVEL_LABELS.get(level, level)} (n={'/'.join(map(str, sorted(ns)))})" for level, ns in counts.items()
-    ]
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 0.965), fontsize=9,
-               frameon=False)
+    labels = [f"{LEVEL_LABELS.get(level, level)} (n={'/'.join(map(str, sorted(ns)))})" for level, ns in counts.items()]
+    fig.legend(
+        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 0.965), fontsize=9, frameon=False
+    )
 
 
 def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figure | None:
     """The last logged histogram of per-token advantages of every run, as densities, one panel per column."""
-    columns = [c for c in _columns(groups) if any(r.histograms for cond, rs in groups.items() if cond.column == c
-                                                 for r in rs)]
+    columns = [
+        c for c in _columns(groups) if any(r.histograms for cond, rs in groups.items() if cond.column == c for r in rs)
+    ]
     if not columns:
         return None
     fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.0), squeeze=False)
@@ -126,8 +128,12 @@ def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figu
     fig.savefig(path, dpi=90)
     plt.close(fig)
     title = "Distribution of per-token advantages (last logged histogram of each run)"
-    return Figure(path, title, "Outcome advantages give every token of a sequence the same value; process "
-                  "advantages spread them along the sequence.")
+    return Figure(
+        path,
+        title,
+        "Outcome advantages give every token of a sequence the same value; process "
+        "advantages spread them along the sequence.",
+    )
 
 
 def _plot_histogram(ax, histogram: dict, color: str) -> None:
@@ -135,7 +141,7 @@ def _plot_histogram(ax, histogram: dict, color: str) -> None:
     total = sum(counts)
     if not total:
         return
-    widths = [b - a for a, b in zip(edges, edges[1:])]
+    widths = [b - a for a, b in pairwise(edges)]
     density = [c / total / w if w else 0.0 for c, w in zip(counts, widths)]
     ax.stairs(density, edges, color=color, alpha=0.6)
 

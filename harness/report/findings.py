@@ -63,15 +63,23 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     means = f"final {metric} {_mean(a)} vs {_mean(b)}"
     test = welch_test(a, b)
     if test is None:
-        return (f"{where}: GSPO-token vs {name}: {means} ({len(a)} vs {len(b)} seeds) — no test possible: each side "
-                "needs at least 2 seeds, and the results must vary between seeds.")
-    detail = (f"{means} (difference {test.difference:+.3g}, 95% CI {test.ci_low:+.3g} to {test.ci_high:+.3g}; "
-              f"Welch's t-test p = {test.p:.2g}, {len(a)} vs {len(b)} seeds)")
+        return (
+            f"{where}: GSPO-token vs {name}: {means} ({len(a)} vs {len(b)} seeds) — no test possible: each side "
+            "needs at least 2 seeds, and the results must vary between seeds."
+        )
+    detail = (
+        f"{means} (difference {test.difference:+.3g}, 95% CI {test.ci_low:+.3g} to {test.ci_high:+.3g}; "
+        f"Welch's t-test p = {test.p:.2g}, {len(a)} vs {len(b)} seeds)"
+    )
     if test.p < ALPHA:
         direction = "higher" if test.difference > 0 else "lower"
-        return f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {detail}. Significant at the 5% level."
-    return (f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {detail}. "
-            "Not significant at the 5% level.")
+        return (
+            f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {detail}. Significant at the 5% level."
+        )
+    return (
+        f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {detail}. "
+        "Not significant at the 5% level."
+    )
 
 
 def _mean(values: list[float]) -> str:
@@ -90,10 +98,14 @@ def spread_notes(groups: dict[Condition, list[Run]]) -> list[str]:
             continue
         where = f"With {column_label(condition.column)}"
         if abs(spread.mean) < ZERO_SPREAD:
-            notes.append(f"{where}, every token of a sequence has the same advantage (within-sequence std "
-                         f"{spread.mean:.1g}), so GSPO-token computes exactly GSPO's gradient: any difference "
-                         "between the two is seed noise.")
+            notes.append(
+                f"{where}, every token of a sequence has the same advantage (within-sequence std "
+                f"{spread.mean:.1g}), so GSPO-token computes exactly GSPO's gradient: any difference "
+                "between the two is seed noise."
+            )
         else:
-            notes.append(f"{where}, advantages vary within sequences (mean within-sequence std {spread.mean:.3g} "
-                         "in the final window), so GSPO-token's per-token gradient can differ from GSPO's.")
+            notes.append(
+                f"{where}, advantages vary within sequences (mean within-sequence std {spread.mean:.3g} "
+                "in the final window), so GSPO-token's per-token gradient can differ from GSPO's."
+            )
     return notes

@@ -60,12 +60,16 @@ def render(sources: list[str], warnings: list[str], tasks: list[TaskSection], st
         f"<style>{STYLE}</style></head><body>",
         "<h1>GSPO-token vs GRPO vs GSPO: comparison report</h1>",
         f"<p class='meta'>Generated {datetime.now():%Y-%m-%d %H:%M} from {n_runs} run(s) in "
-        + ", ".join(f"<code>{escape(s)}</code>" for s in sources) + ".</p>",
+        + ", ".join(f"<code>{escape(s)}</code>" for s in sources)
+        + ".</p>",
         "<p class='meta' id='render-status'></p>",
     ]
     if warnings:
-        parts.append("<div class='warnings'><b>Skipped or partial input</b><ul>"
-                     + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul></div>")
+        parts.append(
+            "<div class='warnings'><b>Skipped or partial input</b><ul>"
+            + "".join(f"<li>{escape(w)}</li>" for w in warnings)
+            + "</ul></div>"
+        )
     for task in tasks:
         parts += task_html(task)
     if study is not None:
@@ -80,10 +84,15 @@ def task_html(task: TaskSection) -> list[str]:
         f"<p class='meta'>{len(task.runs)} run(s) in {len(task.rows)} condition(s). {escape(task.grouping)}</p>",
         "<h3>Did GSPO-token help?</h3>",
     ]
-    parts.append(_list(task.verdicts, "verdict") if task.verdicts else
-                 "<p>No comparison: the runs of this task do not include GSPO-token and a baseline.</p>")
-    parts.append("<p class='meta'>Final window = each run's last <code>objective.last_n</code> logged steps; "
-                 "one value per seed. Two tests per estimator, not corrected for multiple testing.</p>")
+    parts.append(
+        _list(task.verdicts, "verdict")
+        if task.verdicts
+        else "<p>No comparison: the runs of this task do not include GSPO-token and a baseline.</p>"
+    )
+    parts.append(
+        "<p class='meta'>Final window = each run's last <code>objective.last_n</code> logged steps; "
+        "one value per seed. Two tests per estimator, not corrected for multiple testing.</p>"
+    )
     if task.notes:
         parts += ["<h3>Can GSPO-token differ from GSPO?</h3>", _list(task.notes, "verdict")]
     parts += [figure_html(f) for f in task.figures]
@@ -98,9 +107,11 @@ def _list(items: list[str], css: str) -> str:
 
 def figure_html(figure: Figure) -> str:
     data = base64.b64encode(Path(figure.path).read_bytes()).decode("ascii")
-    return (f"<figure><img class='figure' alt='{escape(figure.title)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)} "
-            f"(<code>{escape(Path(figure.path).name)}</code>)</figcaption></figure>")
+    return (
+        f"<figure><img class='figure' alt='{escape(figure.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)} "
+        f"(<code>{escape(Path(figure.path).name)}</code>)</figcaption></figure>"
+    )
 
 
 def table_html(rows: list[Row], metrics: list[tuple[str, str]]) -> str:
@@ -109,8 +120,7 @@ def table_html(rows: list[Row], metrics: list[tuple[str, str]]) -> str:
     for row in rows:
         cells = "".join(f"<td>{escape(fmt(row.cells[key]))}</td>" for key, _ in metrics)
         body.append(f"<tr><td class='text'>{escape(row.condition.label)}</td><td>{row.n}</td>{cells}</tr>")
-    return (f"<table><tr><th class='text'>level · advantage</th><th>seeds</th>{head}</tr>"
-            + "".join(body) + "</table>")
+    return f"<table><tr><th class='text'>level · advantage</th><th>seeds</th>{head}</tr>" + "".join(body) + "</table>"
 
 
 def runs_html(runs: list[Run]) -> str:
@@ -120,9 +130,12 @@ def runs_html(runs: list[Run]) -> str:
         f"<td>{len(r.records)}</td><td>{_num(r.final('reward'))}</td></tr>"
         for r in runs
     )
-    return ("<details><summary>Runs</summary><table><tr><th class='text'>run directory</th><th class='text'>level</th>"
-            "<th class='text'>advantage</th><th>seed</th><th>logged steps</th><th>final reward</th></tr>"
-            + rows + "</table></details>")
+    return (
+        "<details><summary>Runs</summary><table><tr><th class='text'>run directory</th><th class='text'>level</th>"
+        "<th class='text'>advantage</th><th>seed</th><th>logged steps</th><th>final reward</th></tr>"
+        + rows
+        + "</table></details>"
+    )
 
 
 def _num(value) -> str:
@@ -133,19 +146,25 @@ def study_html(study: StudyReport) -> list[str]:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(study.counts.items()))
     parts = [
         f"<h2>Study: {escape(study.name)}</h2>",
-        f"<p class='meta'>Storage <code>{escape(study.storage)}</code>; direction {escape(study.direction)}; "
-        f"trials: {escape(counts) or 'none'}.</p>",
+        (
+            f"<p class='meta'>Storage <code>{escape(study.storage)}</code>; direction {escape(study.direction)}; "
+            f"trials: {escape(counts) or 'none'}.</p>"
+        ),
     ]
     parts += [f"<p>{escape(note)}</p>" for note in study.notes]
     parts += [figure_html(f) for f in study.figures]
     if study.best:
-        parts.append("<h3>Best trials</h3><table><tr><th>trial</th><th>objective</th><th class='text'>parameters</th>"
-                     "<th class='text'>reproduce as a single run</th></tr>")
+        parts.append(
+            "<h3>Best trials</h3><table><tr><th>trial</th><th>objective</th><th class='text'>parameters</th>"
+            "<th class='text'>reproduce as a single run</th></tr>"
+        )
         for best in study.best:
             params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
             where = f"<br><span class='meta'>{escape(best['run_dir'])}</span>" if best["run_dir"] else ""
-            parts.append(f"<tr><td>{best['number']}</td><td>{best['value']:.4g}</td>"
-                         f"<td class='text'>{escape(params)}</td>"
-                         f"<td class='text'><code>{escape(best['command'])}</code>{where}</td></tr>")
+            parts.append(
+                f"<tr><td>{best['number']}</td><td>{best['value']:.4g}</td>"
+                f"<td class='text'>{escape(params)}</td>"
+                f"<td class='text'><code>{escape(best['command'])}</code>{where}</td></tr>"
+            )
         parts.append("</table>")
     return parts

@@ -59,14 +59,20 @@ class Run:
 def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
     if (path / CONFIG_FILE).is_file():
         return [path]
-    if (path / ".hydra").is_dir():  # a Hydra job that stopped before run_job saved its config
-        warnings.append(f"skipping {path}: no {CONFIG_FILE} (the job failed before training started)")
+    if (path / ".hydra").is_dir():  # a Hydra job dir without a run in it
+        if not is_study_worker(path):  # a study's worker dir holds only logs: its trials are beside it
+            warnings.append(f"skipping {path}: no {CONFIG_FILE} (the job failed before training started)")
         return []
     found = []
     for child in sorted(p for p in path.iterdir() if p.is_dir()):
         if not child.name.startswith(".") and child.name not in SKIP_DIRS:
             found += find_run_dirs(child, warnings)
     return found
+
+
+def is_study_worker(job_dir: Path) -> bool:
+    hydra_config = job_dir / ".hydra" / CONFIG_FILE
+    return hydra_config.is_file() and bool((yaml.safe_load(hydra_config.read_text()) or {}).get("sweep"))
 
 
 def load_run(path: Path, warnings: list[str]) -> Run | None:

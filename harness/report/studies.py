@@ -1,7 +1,8 @@
 """Optuna studies: find the storage, then the optimisation history, parameter importances and best trials.
 
-The study helper (harness/study.py) keeps its journal file in the sweep directory and names trial directories by
-trial number; any SQLAlchemy URL or journal path can also be given with `--storage`.
+The study helper (harness/study.py) keeps its journal file in the sweep directory, runs each trial in a directory named
+by its number (`trial-NNNN`) and stores `dir` and `command` on every trial; any SQLAlchemy URL or journal path can also
+be given with `--storage`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def load_study(storage: str, study_name: str | None):
     names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
     if study_name is None:
         if len(names) != 1:
-            raise ValueError(f"storage {storage} holds {len(names)} studies ({', '.join(names) or 'none'}); "
-                             "choose one with --study")
+            raise ValueError(
+                f"storage {storage} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study"
+            )
         study_name = names[0]
     elif study_name not in names:
         raise ValueError(f"no study {study_name!r} in {storage} (found: {', '.join(names) or 'none'})")
@@ -80,7 +82,9 @@ def study_report(study, storage: str, out_dir: Path, sweep_dirs: list[Path]) -> 
     if not complete:
         report.notes.append("No trial has completed yet: no history, importances or best trials.")
         return report
-    report.figures.append(study_history([(t.number, t.value) for t in complete], direction, out_dir / "study_history.png"))
+    report.figures.append(
+        study_history([(t.number, t.value) for t in complete], direction, out_dir / "study_history.png")
+    )
     try:
         importances = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as error:  # e.g. fewer than two completed trials or a single-valued space
@@ -101,14 +105,22 @@ def _state_counts(trials) -> dict[str, int]:
 
 
 def _best_entry(trial, sweep_dirs: list[Path]) -> dict:
-    run_dirs = [d / str(trial.number) for d in sweep_dirs if (d / str(trial.number)).is_dir()]
     return {
         "number": trial.number,
         "value": trial.value,
         "params": trial.params,
         "command": reproduce_command(trial),
-        "run_dir": str(run_dirs[0]) if run_dirs else "",
+        "run_dir": trial_dir(trial, sweep_dirs),
     }
+
+
+def trial_dir(trial, sweep_dirs: list[Path]) -> str:
+    """Where the study helper says the trial ran (user attr `dir`), else a dir named by the trial number."""
+    if "dir" in trial.user_attrs:
+        return str(trial.user_attrs["dir"])
+    names = (f"trial-{trial.number:04d}", str(trial.number))
+    found = [d / name for d in sweep_dirs for name in names if (d / name).is_dir()]
+    return str(found[0]) if found else ""
 
 
 def reproduce_command(trial) -> str:
