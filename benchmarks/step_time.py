@@ -1,0 +1,105 @@
+"""Step time of HarnessGRPOTrainer (statistics on) vs bare trl.GRPOTrainer on the same tiny config.
+
+Both trainers are built once and trained in alternating rounds in this one process, so machine noise hits both
+alike; per-step wall time (generation + loss + backward + optimizer) comes from a callback, and the script prints
+median ratios. Bare trl has no "sequence_token" level: its baseline there is trl's "token" level, the computation
+GSPO-token reduces to. Also times `python -m harness.run --cfg job` (the config path must stay free of torch/trl).
+
+    python benchmarks/step_time.py [--rounds 6] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def build_pair(level: str, advantage: str, steps: int, workdir: Path):
+    from trl import GRPOTrainer
+
+    from harness.build import build_trainer, grpo_config
+    from harness.config import validate
+    from tests.conftest import compose_config
+
+    cfg = compose_config(f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}")
+    validate(cfg)
+    harness_timer, bare_timer = StepTimer(), StepTimer()
+    harness = build_trainer(cfg, workdir / f"{level}-{advantage}-harness", [harness_timer])
+    bare_cfg = cfg.copy()
+    bare_cfg.importance_sampling.level = "token" if level == "sequence_token" else level
+    bare_args = grpo_config(bare_cfg, workdir / f"{level}-{advantage}-bare")
+    bare = GRPOTrainer(
+        model=str(workdir / f"{level}-{advantage}-harness" / "initial_model"),
+        processing_class=harness.processing_class,
+        reward_funcs=harness.reward_funcs,
+        args=bare_args,
+        train_dataset=harness.train_dataset,
+        callbacks=[bare_timer],
+    )
+    return (harness, harness_timer), (bare, bare_timer)
+
+
+def measure(level: str, advantage: str, rounds: int, steps: int, workdir: Path) -> float:
+    (harness, harness_timer), (bare, bare_timer) = build_pair(level, advantage, steps, workdir)
+    for _ in range(rounds):
+        for trainer in (harness, bare) if _ % 2 == 0 else (bare, harness):
+            trainer.train()
+    ratio = statistics.median(harness_timer.times) / statistics.median(bare_timer.times)
+    print(
+        f"{level:15s} {advantage:8s} harness {statistics.median(harness_timer.times) * 1e3:6.1f} ms/step  "
+        f"bare trl {statistics.median(bare_timer.times) * 1e3:6.1f} ms/step  ratio {ratio:.3f}",
+        flush=True,
+    )
+    return ratio
+
+
+def cfg_job_seconds(repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "harness.run", "--cfg", "job"], cwd=ROOT, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    import logging
+
+    logging.disable(logging.WARNING)
+    print(f"`python -m harness.run --cfg job`: {cfg_job_seconds():.2f} s (median of 5; target < 1.5 s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        ratios = {}
+        for level in ("token", "sequence", "sequence_token"):
+            ratios[level] = measure(level, "outcome", args.rounds, args.steps, Path(tmp))
+        process = measure("sequence_token", "process", args.rounds, args.steps, Path(tmp))
+    print("step-time ratio harness/bare (target <= 1.05): " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
+    print(f"with per-token process advantages (token rewards + gather): sequence_token {process:.3f}")
+
+
+if __name__ == "__main__":
+    main()
