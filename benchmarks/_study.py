@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,19 +15,25 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker(sweep_dir: Path, study: str, overrides: list[str], worker_index: int = 0) -> subprocess.Popen:
+def worker(
+    sweep_dir: Path, study: str, overrides: list[str], worker_index: int = 0, threads: int | None = None
+) -> subprocess.Popen:
     command = [
         sys.executable, "-m", "harness.run", f"sweep={study}", f"sweep.dir={sweep_dir}", "logger=none",
         f"worker={worker_index}", *overrides,
     ]  # fmt: skip
     log = (sweep_dir.parent / f"{sweep_dir.name}-worker{worker_index}.log").open("w")
-    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def run_workers(sweep_dir: Path, study: str, overrides: list[str], workers: int = 1) -> float:
-    """Start `workers` concurrent worker processes; return the wall time until all are done."""
+def run_workers(
+    sweep_dir: Path, study: str, overrides: list[str], workers: int = 1, threads: int | None = None
+) -> float:
+    """Start `workers` concurrent worker processes (torch with `threads` threads each); return the wall time until
+    all are done."""
     start = time.perf_counter()
-    processes = [worker(sweep_dir, study, overrides, i) for i in range(workers)]
+    processes = [worker(sweep_dir, study, overrides, i, threads) for i in range(workers)]
     for process in processes:
         if process.wait() != 0:
             raise SystemExit(f"a worker failed: see {sweep_dir.parent}/{sweep_dir.name}-worker*.log")

@@ -42,7 +42,9 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
     from harness.config import validate
     from tests.conftest import compose_config
 
-    cfg = compose_config(f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}")
+    cfg = compose_config(
+        f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}"
+    )
     validate(cfg)
     harness_timer, bare_timer = StepTimer(), StepTimer()
     harness = build_trainer(cfg, workdir / f"{level}-{advantage}-harness", [harness_timer])

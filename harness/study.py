@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from harness.config import ConfigError, config_groups, group_options, validate
@@ -82,7 +84,7 @@ class Param:
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         if self.step is None:
             raise ConfigError(f"sweep.space.{self.label}: sampler grid needs `choices` or a `step` for float ranges")
-        count = int(round((self.high - self.low) / self.step))
+        count = round((self.high - self.low) / self.step)
         return [self.low + i * self.step for i in range(count + 1)]
 
 
@@ -137,7 +139,9 @@ def _parse_choices(where, label, key, spec, groups, when) -> Param:
         allowed = group_options(key)
         for choice in choices:
             if choice not in allowed:
-                raise ConfigError(f"{where}.choices: {choice!r} is not an option of {key}; allowed: {', '.join(allowed)}")
+                raise ConfigError(
+                    f"{where}.choices: {choice!r} is not an option of {key}; allowed: {', '.join(allowed)}"
+                )
         return Param(label, key, "group", choices=tuple(choices), when=when)
     for choice in choices:
         if not (choice is None or isinstance(choice, (str, int, float, bool))):
@@ -236,7 +240,7 @@ def check_keys(params: list[Param], base: list[str], config_name: str) -> None:
         overrides = [p.override(choice) for p, choice in zip(groups, combination)]
         try:
             cfg = compose(base + overrides, config_name)
-        except Exception as error:  # Hydra's own message names the bad override
+        except (HydraException, OmegaConfBaseException) as error:  # Hydra's own message names the bad override
             raise ConfigError(f"sweep.base or command-line overrides do not compose: {_one_line(error)}") from None
         validate(cfg)
         context = f" (with {' '.join(overrides)})" if overrides else ""
@@ -296,12 +300,13 @@ def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.s
 def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
     name, kwargs = _named(spec, "pruner", PRUNERS)
     pruners = optuna.pruners
+    if name == "none":
+        return pruners.NopPruner()  # ignores the options of the pruner it replaces (`sweep.pruner.name=none`)
     factory = {
         "median": pruners.MedianPruner,
         "percentile": pruners.PercentilePruner,
         "successive_halving": pruners.SuccessiveHalvingPruner,
         "hyperband": pruners.HyperbandPruner,
-        "none": pruners.NopPruner,
     }[name]
     try:
         return factory(**kwargs)
@@ -347,12 +352,21 @@ def open_storage(spec: dict, sweep_dir: Path, workers: int) -> optuna.storages.B
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
-            url,
+            _with_driver(url),
             engine_kwargs=_engine_kwargs(url),
             heartbeat_interval=spec["heartbeat_interval"],
             grace_period=spec["grace_period"],
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(spec["max_retry"]),
         )
+
+
+def _with_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; use psycopg2 (the harness's dependency) when that is absent."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -363,11 +377,11 @@ def _probe(url: str) -> None:
     import sqlalchemy
 
     try:
-        engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+        engine = sqlalchemy.create_engine(_with_driver(url), **_engine_kwargs(url))
         with engine.connect():
             pass
         engine.dispose()
-    except Exception as error:
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:  # ImportError: the URL's driver is missing
         raise ConfigError(f"sweep.storage={_redact(url)} is unreachable: {_one_line(error)}") from None
 
 
@@ -432,30 +446,32 @@ def _study_spec(cfg: DictConfig) -> dict:
     name = spec.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ConfigError(f"sweep.name={name!r} must be letters, digits, _ or - (it names the study and wandb runs)")
-    _check_number(spec, "n_trials", int, low=1)
-    _check_number(spec, "report_every", int, low=1)
-    _check_number(spec, "max_retry", int, low=0)
-    _check_number(spec, "heartbeat_interval", int, low=1)
+    _check_int(spec, "n_trials", low=1)
+    _check_int(spec, "report_every", low=1)
+    _check_int(spec, "max_retry", low=0)
+    _check_int(spec, "heartbeat_interval", low=1)
     if spec.get("grace_period") is not None:
-        _check_number(spec, "grace_period", int, low=1)
+        _check_int(spec, "grace_period", low=1)
     rate = spec.get("max_failure_rate")
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
         raise ConfigError(f"sweep.max_failure_rate={rate!r} must be a number in [0, 1]")
     if not isinstance(spec.get("base"), list):
-        raise ConfigError(f"sweep.base={spec.get('base')!r} must be a list of overrides, e.g. [importance_sampling=token]")
+        raise ConfigError(
+            f"sweep.base={spec.get('base')!r} must be a list of overrides, e.g. [importance_sampling=token]"
+        )
     objective = spec.get("objective") or {}
     if objective.get("direction") not in DIRECTIONS:
         raise ConfigError(f"sweep.objective.direction={objective.get('direction')!r}; allowed: {', '.join(DIRECTIONS)}")
     if not isinstance(objective.get("metric"), str):
         raise ConfigError(f"sweep.objective.metric={objective.get('metric')!r} must be a metric name, e.g. reward")
-    _check_number(objective, "last_n", int, low=1, where="sweep.objective")
+    _check_int(objective, "last_n", low=1, where="sweep.objective")
     return spec
 
 
-def _check_number(spec: dict, key: str, kind: type, low: float, where: str = "sweep") -> None:
+def _check_int(spec: dict, key: str, low: int, where: str = "sweep") -> None:
     value = spec.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{where}.{key}={value!r} must be {'an integer' if kind is int else 'a number'} >= {low}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{where}.{key}={value!r} must be an integer >= {low}")
 
 
 def _create_or_load(spec: dict, storage, pruner, sweep_dir: Path) -> optuna.Study:
@@ -524,12 +540,15 @@ def work(sweep: Sweep) -> float:
     study = sweep.study
     print(f"harness: study {sweep.name} (worker {sweep.worker}) in {sweep.dir}", flush=True)
     while True:
-        optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
         _fail_dead_local_trials(sweep)  # journal: trials whose local worker process is gone -> FAIL + retry
         ledger = Ledger.of(study.get_trials(deepcopy=False))
         _check_failures(ledger, sweep)
         if ledger.waiting or ledger.finished + ledger.running < sweep.spec["n_trials"]:
             study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, study))
+            # One ask -> objective -> tell; Optuna adds the heartbeat thread (RDB) and pops WAITING retries first.
             study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
         elif ledger.running and sweep.heartbeats:
             # Only running trials are left: wait, so that one lost with its worker is given back and run here.
@@ -752,7 +771,7 @@ def load_storage(target: str):
     """A sweep directory, a journal file, or an SQLAlchemy URL."""
     if "://" in target:
         _probe(target)
-        return optuna.storages.RDBStorage(target, engine_kwargs=_engine_kwargs(target))
+        return optuna.storages.RDBStorage(_with_driver(target), engine_kwargs=_engine_kwargs(target))
     path = Path(target)
     if path.is_dir():
         path = path / JOURNAL_FILE

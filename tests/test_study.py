@@ -21,14 +21,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import TrialState
+from optuna.trial import FixedTrial, TrialState
 
 from harness.config import CONF_DIR, ConfigError
-from harness.study import JOURNAL_FILE, Ledger, prepare, reproduce_command
+from harness.study import JOURNAL_FILE, Ledger, parse_space, prepare, reproduce_command, suggest, trial_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+SHORT = "trainer.max_steps=4"  # trials of the tests that do not look at pruning
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def worker_command(sweep_dir: Path, *overrides: str, study: str = "smoke") -> li
 
 
 def run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def start(command: list[str], log: Path) -> subprocess.Popen:
@@ -48,6 +49,8 @@ def start(command: list[str], log: Path) -> subprocess.Popen:
 
 
 def journal_study(sweep_dir: Path, name: str = "smoke") -> optuna.Study:
+    if not (sweep_dir / JOURNAL_FILE).is_file():
+        raise KeyError(f"no journal in {sweep_dir} yet")  # do not let the reader create it
     storage = JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -70,7 +73,7 @@ def running_trial_of(study_loader, pid: int, after_finished: int):
     def check():
         try:
             trials = study_loader().get_trials(deepcopy=False)
-        except Exception:  # the study may not exist yet
+        except KeyError:  # the study (or its journal) does not exist yet
             return None
         if sum(t.state in FINISHED for t in trials) < after_finished:
             return None
@@ -141,6 +144,32 @@ def test_bad_spec_fails_before_any_trial(tmp_path, overrides, message):
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     assert not sweep_dir.exists()  # nothing written, not even the journal
+
+
+@pytest.mark.parametrize("study", sorted(p.stem for p in (REPO / "sweeps").glob("[!_]*.yaml")))
+def test_shipped_studies_are_valid(tmp_path, study):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="config", overrides=[f"sweep={study}", f"sweep.name={study}", f"sweep.dir={tmp_path}"]
+        )
+        assert prepare(cfg, []).study.study_name == study
+
+
+def test_conditional_ranges_follow_the_level():
+    """sweeps/level.yaml: the level is a group choice, and only that level's epsilon range is suggested."""
+    space = OmegaConf.to_container(OmegaConf.load(REPO / "sweeps" / "level.yaml").sweep.space)
+    params = parse_space(space)
+    token = FixedTrial({"level": "token", "lr": 1e-3, "epsilon_token": 0.2, "epsilon_high_token": 0.28})
+    values = suggest(params, token)
+    assert set(values) == {"level", "lr", "epsilon_token", "epsilon_high_token"}
+    assert trial_overrides(params, values) == [
+        "importance_sampling=token",  # the group first, then the values under it
+        "trainer.learning_rate=0.001",
+        "importance_sampling.epsilon=0.2",
+        "importance_sampling.epsilon_high=0.28",
+    ]
+    sequence = FixedTrial({"level": "sequence", "lr": 1e-3, "epsilon_seq": 3e-4, "epsilon_high_seq": 4e-4})
+    assert set(suggest(params, sequence)) == {"level", "lr", "epsilon_seq", "epsilon_high_seq"}
 
 
 def test_sqlite_refused_with_several_workers(tmp_path):
@@ -268,7 +297,7 @@ def test_cli_show_best_dashboard(pruned_study):
 def test_resume_after_kill(tmp_path):
     """kill -9 a worker mid-trial; rerunning the same multirun command finishes exactly the budget."""
     sweep_dir = tmp_path / "study"
-    command = worker_command(sweep_dir, "sweep.n_trials=4", "worker=range(2)")
+    command = worker_command(sweep_dir, SHORT, "sweep.n_trials=4", "worker=range(2)")
     command = [*command[:3], "-m", *command[3:]]
     worker = start(command, tmp_path / "first.log")
     check = running_trial_of(lambda: journal_study(sweep_dir), worker.pid, after_finished=1)
@@ -290,12 +319,12 @@ def test_resume_after_kill(tmp_path):
 def test_two_workers_share_journal(tmp_path):
     sweep_dir = tmp_path / "study"
     workers = [
-        start(worker_command(sweep_dir, "sweep.n_trials=6", f"worker={i}"), tmp_path / f"worker{i}.log")
+        start(worker_command(sweep_dir, SHORT, "sweep.n_trials=4", f"worker={i}"), tmp_path / f"worker{i}.log")
         for i in range(2)
     ]
     for worker in workers:
         assert worker.wait(timeout=300) == 0, (tmp_path / "worker0.log").read_text()[-3000:]
-    trials = assert_budget(journal_study(sweep_dir), 6, sweep_dir)
+    trials = assert_budget(journal_study(sweep_dir), 4, sweep_dir)
     assert {t.user_attrs["worker"]["pid"] for t in trials} == {w.pid for w in workers}
 
 
@@ -321,18 +350,26 @@ def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
     """Two workers share PostgreSQL; one is killed with -9 mid-trial: its heartbeat stops, the other worker fails
     the stale trial, Optuna's retry callback gives it back, and the survivor runs it."""
     sweep_dir = tmp_path / "study"
-    options = ["sweep.n_trials=6", f"sweep.storage={postgres_url}", "sweep.heartbeat_interval=1", "sweep.grace_period=3"]
+    options = [
+        SHORT,
+        "sweep.n_trials=4",
+        f"sweep.storage={postgres_url}",
+        "sweep.heartbeat_interval=1",
+        "sweep.grace_period=3",
+    ]
     victim = start(worker_command(sweep_dir, *options, "worker=0"), tmp_path / "victim.log")
     survivor = start(worker_command(sweep_dir, *options, "worker=1"), tmp_path / "survivor.log")
 
     def load():
-        return optuna.load_study(study_name="smoke", storage=postgres_url)
+        return optuna.load_study(
+            study_name="smoke", storage=postgres_url.replace("postgresql:", "postgresql+psycopg2:")
+        )
 
     killed = wait_for(running_trial_of(load, victim.pid, after_finished=1), 240, "a running trial", victim).number
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     assert survivor.wait(timeout=300) == 0, (tmp_path / "survivor.log").read_text()[-3000:]
-    trials = assert_budget(load(), 6, sweep_dir)
+    trials = assert_budget(load(), 4, sweep_dir)
     lost = trials[killed]
     assert lost.state == TrialState.FAIL
     retry = given_back(trials, killed)
@@ -342,24 +379,35 @@ def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
 
 @pytest.mark.e2e
 def test_failures_are_isolated_and_bounded(tmp_path):
-    """A grid over a config error (num_generations=3 does not divide the batch) x a NaN objective (a metric never
-    logged): failing trials are FAIL with their reason and the study goes on; a failure budget stops it."""
+    """A config error (num_generations=3 does not divide the batch) and a NaN objective (a metric never logged) make
+    their trials FAIL with the reason and the study goes on; a failure budget stops the study."""
     space = [
         "~sweep.space.lr",
         "~sweep.space.epsilon",
         "+sweep.space.generations={key:trainer.num_generations,choices:[4,3]}",
         "+sweep.space.metric={key:objective.metric,choices:[reward,no_such_metric]}",
-        "sweep.sampler.name=grid",
     ]
     sweep_dir = tmp_path / "study"
-    result = run(worker_command(sweep_dir, *space, "sweep.n_trials=4", "sweep.max_failure_rate=1.0"))
+    sweep_dir.mkdir()
+    # Enqueued trials (run first by any worker) make every combination run, whatever the sampler proposes.
+    study = optuna.create_study(
+        study_name="smoke",
+        storage=JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL_FILE))),
+        direction="maximize",
+    )
+    combinations = [(3, "reward"), (4, "no_such_metric"), (4, "reward")]
+    for generations, metric in combinations:
+        study.enqueue_trial({"generations": generations, "metric": metric})
+    result = run(worker_command(sweep_dir, *space, SHORT, "sweep.n_trials=3", "sweep.max_failure_rate=1.0"))
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = assert_budget(journal_study(sweep_dir), 4, sweep_dir)
-    reasons = {(t.params["generations"], t.params["metric"]): t.user_attrs.get("fail_reason") for t in trials}
-    assert [t.state for t in trials if t.params == {"generations": 4, "metric": "reward"}] == [TrialState.COMPLETE]
-    assert reasons[(4, "reward")] is None
-    assert "does not divide the generation batch" in reasons[(3, "reward")]
-    assert "no_such_metric is nan: no finite value was logged" in reasons[(4, "no_such_metric")]
+    trials = assert_budget(journal_study(sweep_dir), 3, sweep_dir)
+    assert [(t.params["generations"], t.params["metric"]) for t in trials] == combinations
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert (
+        "ConfigError: trainer.num_generations=3 does not divide the generation batch"
+        in trials[0].user_attrs["fail_reason"]
+    )
+    assert "objective no_such_metric is nan: no finite value was logged" in trials[1].user_attrs["fail_reason"]
 
     stopped_dir = tmp_path / "stopped"
     always_failing = [*space[:2], "+sweep.space.generations={key:trainer.num_generations,choices:[3]}"]

@@ -88,9 +88,16 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
     groups = by_condition(runs, split_variants)
     # A study may optimise another metric than reward: plot and tabulate it too.
     objectives = sorted({str(r.config.get("objective", {}).get("metric", "reward")) for r in runs} - {"reward"})
-    specs = [*STEP_FIGURES[:1], *[(f"objective_{m.replace('/', '_')}", f"Study objective ({m}) over steps",
-                                  "Mean across runs with a 95% confidence band.", [(m, m)]) for m in objectives],
-             *STEP_FIGURES[1:]]  # fmt: skip
+    objective_figures = [
+        (
+            f"objective_{m.replace('/', '_')}",
+            f"Study objective ({m}) over steps",
+            "Mean across runs, 95% CI band.",
+            [(m, m)],
+        )
+        for m in objectives
+    ]
+    specs = STEP_FIGURES[:1] + objective_figures + STEP_FIGURES[1:]  # the objective right after the reward
     figures = [fig.metric_grid(groups, metrics, out_dir / f"{prefix}{name}.png", title, caption)
                for name, title, caption, metrics in specs]  # fmt: skip
     figures.append(fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"))

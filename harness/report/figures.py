@@ -46,7 +46,7 @@ def metric_grid(
         return None
     columns = _columns(groups)
     fig, axes = plt.subplots(
-        len(metrics), len(columns), figsize=(4.6 * len(columns), 2.9 * len(metrics)), squeeze=False, sharex=True
+        len(metrics), len(columns), figsize=(4.6 * len(columns), 2.6 * len(metrics) + 0.9), squeeze=False, sharex=True
     )
     for col, column in enumerate(columns):
         axes[0][col].set_title(column_label(column), fontsize=10)
@@ -61,9 +61,7 @@ def metric_grid(
             ax.set_ylabel(label if col == 0 else "", fontsize=9)
             ax.grid(alpha=0.3)
         axes[-1][col].set_xlabel("step")
-    _legend(fig, groups)
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    _header(fig, groups, title)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Figure(path, title, caption)
@@ -90,7 +88,18 @@ def _limit_to_runs(ax, runs: list[Run], metric: str) -> None:
         ax.set_ylim(low - margin, high + margin)
 
 
-def _legend(fig, groups: dict[Condition, list[Run]]) -> None:
+def _header(fig, groups: dict[Condition, list[Run]], title: str | None) -> None:
+    """Title, then the level legend, above the panels: placed in inches so short figures do not overlap them."""
+    height = fig.get_figheight()
+    top = 0.05
+    if title:
+        fig.suptitle(title, fontsize=12, y=1 - top / height, va="top")
+        top += 0.3
+    _legend(fig, groups, y=1 - top / height)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (top + 0.2) / height))
+
+
+def _legend(fig, groups: dict[Condition, list[Run]], y: float) -> None:
     counts: dict[str, set] = {}
     for condition, runs in groups.items():
         counts.setdefault(condition.level, set()).add(len(runs))
@@ -102,7 +111,7 @@ def _legend(fig, groups: dict[Condition, list[Run]]) -> None:
     ]
     labels = [f"{LEVEL_LABELS.get(level, level)} (n={'/'.join(map(str, sorted(ns)))})" for level, ns in counts.items()]
     fig.legend(
-        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 0.965), fontsize=9, frameon=False
+        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, y), fontsize=9, frameon=False
     )
 
 
@@ -113,7 +122,7 @@ def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figu
     ]
     if not columns:
         return None
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.4), squeeze=False)
     for ax, column in zip(axes[0], columns):
         for condition, runs in groups.items():
             for run in runs if condition.column == column else []:
@@ -123,8 +132,7 @@ def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figu
         ax.set_xlabel("per-token advantage")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("density")
-    _legend(fig, groups)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    _header(fig, groups, None)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     title = "Distribution of per-token advantages (last logged histogram of each run)"

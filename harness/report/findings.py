@@ -60,12 +60,12 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     a, b = final_values(ours, metric), final_values(theirs, metric)
     name = LEVEL_LABELS[baseline].split(" ")[0]
     where = f"With {column_label(column)}"
-    means = f"final {metric} {_mean(a)} vs {_mean(b)}"
+    means = f"{_mean(a)} vs {_mean(b)}"
     test = welch_test(a, b)
     if test is None:
         return (
-            f"{where}: GSPO-token vs {name}: {means} ({len(a)} vs {len(b)} seeds) — no test possible: each side "
-            "needs at least 2 seeds, and the results must vary between seeds."
+            f"{where}: GSPO-token vs {name}: final {metric} {means} ({len(a)} vs {len(b)} seeds) — no test possible: "
+            "each side needs at least 2 seeds, and the results must vary between seeds."
         )
     detail = (
         f"{means} (difference {test.difference:+.3g}, 95% CI {test.ci_low:+.3g} to {test.ci_high:+.3g}; "
@@ -100,8 +100,8 @@ def spread_notes(groups: dict[Condition, list[Run]]) -> list[str]:
         if abs(spread.mean) < ZERO_SPREAD:
             notes.append(
                 f"{where}, every token of a sequence has the same advantage (within-sequence std "
-                f"{spread.mean:.1g}), so GSPO-token computes exactly GSPO's gradient: any difference "
-                "between the two is seed noise."
+                f"{spread.mean:.1g}), so GSPO-token computes GSPO's gradient: any difference "
+                "between the two is noise (seeds, floating-point round-off)."
             )
         else:
             notes.append(

@@ -23,7 +23,7 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee
 figcaption { color: #555; font-size: .9em; }
 table { border-collapse: collapse; font-size: .88em; margin: 1em 0; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; } td:not(.text) { white-space: nowrap; }
 code { background: #f4f4f4; padding: .1em .3em; font-size: .88em; word-break: break-all; }
 """
 

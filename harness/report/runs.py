@@ -15,6 +15,7 @@ import yaml
 CONFIG_FILE = "config.yaml"  # same names as harness.train / harness.sinks, which import torch-side modules
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+# Never runs: wandb keeps its own config.yaml per run, the rest are model, trainer and report outputs.
 SKIP_DIRS = {"wandb", "final_model", "initial_model", "trainer", "report"}
 
 
@@ -28,7 +29,6 @@ class Run:
     config: dict
     records: list[dict]  # metrics.jsonl records that carry a training reward, in step order
     histograms: list[tuple[int, dict]] = field(default_factory=list)  # (step, {"counts", "edges"})
-    summary: dict = field(default_factory=dict)
 
     @property
     def task(self) -> str:
@@ -100,9 +100,9 @@ def load_run(path: Path, warnings: list[str]) -> Run | None:
     if not records:
         warnings.append(f"skipping {path}: {METRICS_FILE} has no training records")
         return None
-    summary_file = path / SUMMARY_FILE
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    return Run(path, config, sorted(records, key=lambda r: r["step"]), histograms, summary)
+    if not (path / SUMMARY_FILE).is_file():  # run_job writes it last
+        warnings.append(f"{path}: no {SUMMARY_FILE} (unfinished or killed): using its {len(records)} logged step(s)")
+    return Run(path, config, sorted(records, key=lambda r: r["step"]), histograms)
 
 
 def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
@@ -118,5 +118,7 @@ def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
         raise ReportInputError(f"no harness runs found under {where} (expected run directories with {CONFIG_FILE})")
     runs = [run for run in (load_run(d.resolve(), warnings) for d in dict.fromkeys(run_dirs)) if run is not None]
     if not runs:
-        raise ReportInputError(f"none of the {len(run_dirs)} run(s) found has metrics to report: " + warnings[-1])
+        raise ReportInputError(
+            f"none of the {len(run_dirs)} run(s) found has training metrics; last one: {warnings[-1]}"
+        )
     return runs, warnings

@@ -53,20 +53,30 @@ def open_storage(storage: str):
     return optuna.storages.JournalStorage(JournalFileBackend(storage))
 
 
+def shown(storage: str) -> str:
+    """The storage as the page and messages show it: a database URL without its password."""
+    if "://" not in storage:
+        return storage
+    from sqlalchemy.engine import make_url
+
+    return make_url(storage).render_as_string(hide_password=True)
+
+
 def load_study(storage: str, study_name: str | None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = open_storage(storage)
+    where = shown(storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
     if study_name is None:
         if len(names) != 1:
             raise ValueError(
-                f"storage {storage} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study"
+                f"storage {where} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study"
             )
         study_name = names[0]
     elif study_name not in names:
-        raise ValueError(f"no study {study_name!r} in {storage} (found: {', '.join(names) or 'none'})")
+        raise ValueError(f"no study {study_name!r} in {where} (found: {', '.join(names) or 'none'})")
     return optuna.load_study(study_name=study_name, storage=opened)
 
 
@@ -78,7 +88,7 @@ def study_report(study, storage: str, out_dir: Path, sweep_dirs: list[Path]) -> 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
     direction = study.direction.name.lower()
-    report = StudyReport(study.study_name, storage, direction, _state_counts(trials))
+    report = StudyReport(study.study_name, shown(storage), direction, _state_counts(trials))
     if not complete:
         report.notes.append("No trial has completed yet: no history, importances or best trials.")
         return report
