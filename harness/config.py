@@ -28,7 +28,8 @@ class ConfigError(ValueError):
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The options of a config group; files starting with `_` are shared includes, not options."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("[!_]*.yaml"))
 
 
 def config_groups() -> list[str]:

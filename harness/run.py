@@ -18,6 +18,7 @@ from harness.config import ConfigError, check_group_overrides
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from harness.slurm import run_id
     from harness.train import fail, run_job
 
     hydra_cfg = HydraConfig.get()
@@ -31,7 +32,7 @@ def main(cfg: DictConfig) -> float:
             from harness.study import run_worker
 
             return run_worker(cfg, output_dir)
-        return run_job(cfg, output_dir, group)
+        return run_job(cfg, output_dir, group, run_id=run_id(cfg.name, output_dir))  # requeued: same wandb run
     except ConfigError as error:
         fail(error, output_dir)
 

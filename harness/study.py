@@ -31,6 +31,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
+from harness import slurm
 from harness.config import ConfigError, config_groups, group_options, validate
 
 JOURNAL_FILE = "study.journal"
@@ -539,6 +540,7 @@ def work(sweep: Sweep) -> float:
     """Run trials until the budget is spent; then print and write the best trial."""
     study = sweep.study
     print(f"harness: study {sweep.name} (worker {sweep.worker}) in {sweep.dir}", flush=True)
+    _resume_requeued_trial(sweep)
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -556,6 +558,26 @@ def work(sweep: Sweep) -> float:
         else:
             break
     return report_best(sweep)
+
+
+def _resume_requeued_trial(sweep: Sweep) -> None:
+    """A requeued SLURM worker first finishes the trial it was running when preempted, from the trial's checkpoint
+    (same number, directory and wandb run; the parameters are read back from the storage)."""
+    job = slurm.job_key()
+    for frozen in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = frozen.user_attrs.get("worker") or {}
+        if job is None or owner.get("slurm_job") != job or owner.get("trial") != frozen.number:
+            continue
+        print(f"harness: resuming trial {frozen.number} after a requeue of SLURM job {job}", flush=True)
+        trial = optuna.trial.Trial(sweep.study, frozen._trial_id)
+        try:
+            value = objective(sweep, trial)
+        except optuna.TrialPruned:
+            sweep.study.tell(trial, state=TrialState.PRUNED)
+        except Exception:
+            sweep.study.tell(trial, state=TrialState.FAIL)
+        else:
+            sweep.study.tell(trial, value)
 
 
 def _trial_seed(sweep: Sweep, study: optuna.Study) -> int | None:
@@ -586,7 +608,12 @@ def _fail_dead_local_trials(sweep: Sweep) -> None:
     for trial in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get("worker") or {}
         # `trial` guards against attributes a retried trial inherited from the trial it retries.
-        if owner.get("trial") != trial.number or owner.get("host") != HOST or _alive(owner.get("pid")):
+        if owner.get("trial") != trial.number:
+            continue
+        if owner.get("slurm_job"):  # a requeued SLURM worker resumes its trial: lost only once its job is gone
+            if slurm.job_alive(owner["slurm_job"]):
+                continue
+        elif owner.get("host") != HOST or _alive(owner.get("pid")):
             continue
         trial_id = trial._trial_id  # Optuna has no public trial id; storage calls need it
         sweep.storage.set_trial_user_attr(trial_id, "fail_reason", f"worker pid {owner['pid']} on {HOST} died")
@@ -617,10 +644,11 @@ def _alive(pid) -> bool:
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     """One trial: compose its config, train with `trial` (reporting and pruning), return the objective."""
-    trial.set_user_attr("worker", {"host": HOST, "pid": os.getpid(), "trial": trial.number})
+    owner = {"host": HOST, "pid": os.getpid(), "trial": trial.number, "slurm_job": slurm.job_key()}
+    trial.set_user_attr("worker", owner)
     try:
         return _train_trial(sweep, trial)
-    except optuna.TrialPruned:
+    except (optuna.TrialPruned, slurm.Preempted):  # preempted: the requeued worker resumes the trial
         raise
     except BaseException as error:  # kept on the trial; Optuna marks it FAIL and the study goes on
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {_one_line(error)}")

@@ -38,18 +38,21 @@ def run_job(
     validate(cfg)
     from harness.build import build_trainer
     from harness.sinks import MetricsSink, wandb_run
+    from harness.slurm import preemption_callbacks, resume_checkpoint
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.group = group  # record the effective group in config.yaml and the wandb config
     sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
     # Building checks the trainer fields and calls the rewards once before it writes anything.
-    trainer = build_trainer(cfg, output_dir, [sink, *callbacks])
+    trainer = build_trainer(cfg, output_dir, [sink, *callbacks, *preemption_callbacks()])
     sink.trainer = trainer
+    # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/slurm.py).
+    checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE)
     OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
     with wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
-        trainer.train(trial=trial)
+        trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
         if not any(getattr(callback, "pruned", False) for callback in callbacks):  # pruned trials exit checkpoint-free
             trainer.save_model(str(output_dir / "final_model"))
         summary = summarize(sink.records, cfg, output_dir, run)

@@ -1,0 +1,124 @@
+"""Surviving SLURM preemption and time limits: checkpoint on the warning signal, requeue, resume.
+
+Jobs start through submitit (`hydra/launcher=slurm`), whose own handler of SLURM's warning signal (USR2, sent
+`signal_delay_s` before the time limit, by a preempting scheduler, or by `scancel --signal=USR2`) requeues the job
+and exits on the spot. Here the signal only sets a flag: the trainer finishes its optimizer step, saves a full
+checkpoint, unwinds (finishing the wandb run), and only then submitit's handler requeues. The requeued job re-runs
+the same Hydra job in the same output directory; `resume_checkpoint` finds the checkpoint there, and the wandb run id
+derived from that directory (`run_id`) continues the same run."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+_state: dict = {}  # "armed": inside a launcher job; "signum": the warning signal arrived
+
+
+class Preempted(BaseException):
+    """Raised once the checkpoint is saved after the warning signal. Not an Exception, so that neither Hydra's job
+    runner nor an Optuna worker's trial loop records the job or trial as failed on the way out."""
+
+
+@contextlib.contextmanager
+def requeue_on_preemption() -> Iterator[None]:
+    """Around one Hydra job run by submitit (hydra_plugins/harness_launcher): the warning signal only sets a flag
+    that the training loop acts on; `Preempted` then hands over to submitit's own handler, which stores the
+    resubmission, runs `scontrol requeue` and exits. Requeueing last matters: SLURM terminates every process of the
+    job when it requeues, wandb's service process included, so the run must be finished by then."""
+    from submitit import JobEnvironment
+
+    signum = JobEnvironment._usr_sig()
+    submitit_handler = signal.getsignal(signum)
+    signal.signal(signum, _flag)
+    _state["armed"] = True
+    try:
+        yield
+    except Preempted:
+        # Exits; or raises when submitit will not requeue (too many time-outs): the job fails, checkpoint on disk.
+        submitit_handler(signum, None)
+        raise  # a handler that returned must not turn the preemption into a success
+    finally:
+        _state.clear()
+        signal.signal(signum, submitit_handler)
+
+
+def _flag(signum, frame) -> None:
+    print(f"harness: got {signal.Signals(signum).name}: checkpoint at the end of this step, then requeue", flush=True)
+    _state["signum"] = signum
+
+
+def preemption_callbacks() -> list:
+    """The callback that checkpoints after the warning signal, inside a launcher job; else nothing."""
+    return [_preemption_checkpoint()] if _state.get("armed") else []
+
+
+def _preemption_checkpoint():
+    """A TrainerCallback, built here so that importing this module stays light (Optuna workers use `job_key`)."""
+    from transformers import TrainerCallback
+
+    class PreemptionCheckpoint(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if "signum" in _state:  # a complete optimizer step: nothing half-applied in the checkpoint
+                control.should_save = True  # saved even with save_strategy "no"
+                control.should_training_stop = True
+
+        def on_save(self, args, state, control, **kwargs):
+            if "signum" in _state:
+                raise Preempted(f"checkpoint saved at step {state.global_step}")
+
+    return PreemptionCheckpoint()
+
+
+def resume_checkpoint(trainer_dir: Path, metrics_file: Path) -> tuple[str | None, list[dict]]:
+    """In a requeued SLURM job: the latest complete checkpoint of the earlier attempts (None: start over) and the
+    metric records up to it. Anywhere else: (None, []) — a run never picks up a checkpoint it did not write.
+
+    Records logged after the checkpoint are dropped from `metrics_file`: the resumed run logs those steps again.
+    """
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
+        return None, []
+    # transformers writes trainer_state.json last: a checkpoint without it was cut short by a kill.
+    complete = [path for path in trainer_dir.glob("checkpoint-*") if (path / "trainer_state.json").is_file()]
+    latest = max(complete, key=_checkpoint_step, default=None)
+    checkpoint, step = (str(latest), _checkpoint_step(latest)) if latest else (None, 0)
+    lines = metrics_file.read_text().splitlines() if metrics_file.is_file() else []
+    kept = [record for record in map(json.loads, lines) if record["step"] <= step]
+    if lines:
+        metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return checkpoint, kept
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.removeprefix("checkpoint-"))
+
+
+def run_id(name: str, output_dir: Path) -> str:
+    """A wandb run id fixed by the job's output directory, so a requeued job resumes its run instead of a new one."""
+    digest = hashlib.sha1(str(output_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '-', name)[:100]}-{digest}"  # characters wandb accepts in an id
+
+
+def job_key() -> str | None:
+    """This process's SLURM job (`JOBID`, or `ARRAYID_TASK` in an array); a requeued job keeps it."""
+    if "SLURM_ARRAY_JOB_ID" in os.environ:
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def job_alive(key: str) -> bool:
+    """Whether a SLURM job is still queued or running (a requeued job counts); True when SLURM cannot be asked."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", key, "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True  # never take work away from a job we cannot see
+    if done.returncode != 0:  # squeue fails on ids it has forgotten, and when the controller is unreachable
+        return "Invalid job id" not in done.stderr
+    return bool(done.stdout.strip())

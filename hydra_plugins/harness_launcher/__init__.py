@@ -1,0 +1,1 @@
+"""Hydra launcher plugin of the harness: hydra-submitit-launcher's SLURM launcher, made safe for long multiruns."""

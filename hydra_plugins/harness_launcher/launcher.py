@@ -1,0 +1,118 @@
+"""`hydra/launcher=slurm`: hydra-submitit-launcher's SLURM launcher with two changes.
+
+- Submission runs inside `submitit.helpers.clean_env()`: sbatch copies the submitting shell's environment, and the
+  SLURM_* variables of an enclosing allocation (salloc, or a multirun started from a batch job) would otherwise
+  override the new jobs' own resources.
+- Waiting polls `sacct` every `poll_interval_s` for all jobs at once and reports a job that left the queue without a
+  result (cancelled, killed, out of memory, node failure) as failed at once. Upstream waits job by job with
+  `job.results()`, whose `sacct` polls back off to once per 10 minutes, then waits 15 s more per missing result, and
+  aborts the wait at the first failure.
+
+On the compute node each job runs inside `harness.slurm.requeue_on_preemption`: SLURM's warning signal makes the
+trainer save a checkpoint, then upstream's `checkpoint` requeues the same Hydra job (same job number, same output
+directory), which resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(RuntimeError):
+    """A SLURM job that ended without returning a result."""
+
+
+class HarnessSlurmLauncher(SlurmLauncher):
+    def __init__(self, poll_interval_s: float = 5.0, result_grace_s: float = 3.0, **params) -> None:
+        super().__init__(**params)
+        self.poll_interval_s = poll_interval_s
+        self.result_grace_s = result_grace_s
+
+    def __call__(self, *args, **kwargs) -> JobReturn:
+        """One job, on the compute node: checkpoint and requeue on SLURM's warning signal (harness/slurm.py)."""
+        from harness.slurm import requeue_on_preemption
+
+        with requeue_on_preemption():
+            return super().__call__(*args, **kwargs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        import submitit
+
+        with submitit.helpers.clean_env():
+            jobs = self._submit(job_overrides, initial_job_idx)
+        self._wait(jobs)
+        returns = [self._outcome(job, overrides) for job, overrides in zip(jobs, job_overrides)]
+        failed = sum(r.status == JobStatus.FAILED for r in returns)
+        if failed:
+            log.error(f"{failed} of {len(jobs)} SLURM jobs failed")
+        return returns
+
+    def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+        """One SLURM array for the batch, parameters mapped as upstream does."""
+        import submitit
+
+        params = dict(self.params)
+        executor = submitit.AutoExecutor(
+            cluster="slurm", folder=params.pop("submitit_folder"), slurm_max_num_timeout=params.pop("max_num_timeout")
+        )
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())  # unprefixed keys; the others get `slurm_`
+        executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in params.items()})
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
+        calls = []
+        for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+            calls.append((list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()))
+        jobs = executor.map_array(self, *zip(*calls))
+        last = f" .. {jobs[-1].job_id}" if len(jobs) > 1 else ""
+        log.info(f"submitted {len(jobs)} SLURM job(s): {jobs[0].job_id}{last}")
+        return jobs
+
+    def _wait(self, jobs: list) -> None:
+        """Until every job has a result file or a final SLURM state; log each failure as it happens."""
+        watcher = jobs[0].watcher  # shared by all SLURM jobs: one sacct call covers the whole array
+        running = list(jobs)
+        while running:
+            watcher.update()
+            still = []
+            for job in running:
+                if job.paths.result_pickle.exists():
+                    continue
+                state = watcher.get_state(job.job_id, mode="cache")
+                if watcher.is_done(job.job_id, mode="cache"):
+                    if not state.startswith("COMPLETED"):
+                        log.error(f"SLURM job {job.job_id} ended {state}; log: {job.paths.stderr}")
+                    continue
+                still.append(job)
+            running = still
+            if running:
+                time.sleep(self.poll_interval_s)
+
+    def _outcome(self, job, overrides: Sequence[str]) -> JobReturn:
+        """The job's own JobReturn, or a failed one naming the SLURM state and the log when it left none."""
+        deadline = time.monotonic() + self.result_grace_s
+        while not job.paths.result_pickle.exists() and time.monotonic() < deadline:
+            os.stat(job.paths.folder)  # refresh NFS attribute caches
+            time.sleep(0.5)
+        if job.paths.result_pickle.exists():
+            try:
+                return job.results()[0]
+            except Exception as error:  # raised outside Hydra's run_job, e.g. the pickle could not be loaded
+                failure: Exception = JobFailed(f"SLURM job {job.job_id} failed: {str(error).strip().splitlines()[0]}")
+        else:
+            state = job.watcher.get_state(job.job_id, mode="cache")
+            failure = JobFailed(f"SLURM job {job.job_id} ended {state} without a result; log: {job.paths.stderr}")
+        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=failure)
