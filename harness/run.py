@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> float:
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         group = f"multirun-{Path(hydra_cfg.sweep.dir).name}" if multirun else "single"
     try:
-        if cfg.get("sweep") is not None:  # an Optuna worker: loops ask -> run_job -> tell (harness/study.py)
+        if cfg.get("sweep") is not None:  # an Optuna worker: loops ask -> run_job -> tell (harness/study/)
             from harness.study import run_worker
 
             return run_worker(cfg, output_dir)

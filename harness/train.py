@@ -100,10 +100,17 @@ def print_summary(s: dict) -> None:
         lines.append("  clip fractions (last log): " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in s["clip"].items()))
     lines.append(f"  outputs: {s['output_dir']}  (metrics: {s['metrics_file']})")
     if "wandb_dir" in s:
-        lines.append(f"  wandb ({s['wandb_mode']}): view with `wandb leet {s['wandb_dir']}`")
+        wandb = wandb_command()
+        lines.append(f"  wandb ({s['wandb_mode']}): view with `{wandb} leet {s['wandb_dir']}`")
         if s["wandb_mode"] == "offline":
-            lines.append(f"  upload later with `wandb sync {s['wandb_dir']}`")
+            lines.append(f"  upload later with `{wandb} sync {s['wandb_dir']}`")
     print("\n".join(lines), flush=True)
+
+
+def wandb_command() -> str:
+    """`wandb` when it is on PATH, else the one next to this Python (a venv used without activating it)."""
+    beside = Path(sys.executable).with_name("wandb")
+    return "wandb" if shutil.which("wandb") == str(beside) or not beside.exists() else str(beside)
 
 
 def fail(error: ConfigError, output_dir: Path | None = None) -> None:

@@ -22,7 +22,6 @@ from omegaconf import OmegaConf
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-import harness.study
 from harness.slurm import job_alive, resume_checkpoint, run_id
 
 REPO = Path(__file__).resolve().parent.parent

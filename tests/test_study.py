@@ -1,4 +1,4 @@
-"""Optuna studies over real harness runs (harness/study.py): spec errors, pruning, resume, workers, faults, CLI.
+"""Optuna studies over real harness runs (harness/study/): spec errors, pruning, resume, workers, faults, CLI.
 
 The e2e tests start real workers (`python -m harness.run sweep=smoke ...`) on the tiny default with 8-step trials;
 each worker imports trl once and runs its trials in-process.

@@ -1,6 +1,6 @@
 """Optuna studies: find the storage, then the optimisation history, parameter importances and best trials.
 
-The study helper (harness/study.py) keeps its journal file in the sweep directory, runs each trial in a directory named
+The study helper (harness/study/) keeps its journal file in the sweep directory, runs each trial in a directory named
 by its number (`trial-NNNN`) and stores `dir` and `command` on every trial; any SQLAlchemy URL or journal path can also
 be given with `--storage`.
 """

@@ -1,0 +1,86 @@
+"""`python -m harness.study show|best|dashboard STORAGE`: inspect a study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from harness.config import ConfigError
+from harness.study.backends import JOURNAL_FILE, engine_kwargs, probe, with_driver
+from harness.study.results import best_record, format_best
+
+
+def load_storage(target: str):
+    """A sweep directory, a journal file, or an SQLAlchemy URL."""
+    if "://" in target:
+        probe(target)
+        return optuna.storages.RDBStorage(with_driver(target), engine_kwargs=engine_kwargs(target))
+    path = Path(target)
+    if path.is_dir():
+        path = path / JOURNAL_FILE
+    if not path.is_file():
+        raise ConfigError(f"{target}: no journal file here (expected a sweep dir, a {JOURNAL_FILE} or a URL)")
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def load_study(storage, name: str | None) -> optuna.Study:
+    names = [s.study_name for s in storage.get_all_studies()]
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name not in names:
+        raise ConfigError(f"--study={name!r}; studies in this storage: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def trials_table(study: optuna.Study) -> str:
+    rows = [("trial", "state", "value", "last step", "params", "note")]
+    for t in study.get_trials(deepcopy=False):
+        value = "" if t.value is None else f"{t.value:.4f}"
+        step = str(max(t.intermediate_values)) if t.intermediate_values else ""
+        params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        note = t.user_attrs.get("fail_reason", "")
+        if "failed_trial" in t.system_attrs:
+            note = f"retry of trial {t.system_attrs['failed_trial']}"
+        rows.append((str(t.number), t.state.name, value, step, params, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m harness.study", description="Inspect an Optuna study.")
+    parser.add_argument("command", choices=("show", "best", "dashboard"))
+    parser.add_argument("storage", help="sweep directory, journal file, or SQLAlchemy URL")
+    parser.add_argument("--study", default=None, help="study name (needed when the storage holds several)")
+    parser.add_argument("--port", type=int, default=8080, help="dashboard port (bound to 127.0.0.1)")
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = load_storage(args.storage)
+        study = load_study(storage, args.study)
+    except ConfigError as error:
+        print(f"harness: error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    if args.command == "show":
+        print(trials_table(study))
+    elif args.command == "best":
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            print(f"harness: study {study.study_name} has no completed trial yet", file=sys.stderr)
+            raise SystemExit(1)
+        metric = study.user_attrs.get("metric", "objective")
+        print(format_best(best_record(study.study_name, study.best_trial, metric)))
+    else:
+        from optuna_dashboard import run_server
+
+        print(f"harness: optuna-dashboard on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+        run_server(storage, host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Samplers, pruners and storages named in a study file."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import optuna
+
+from harness.config import ConfigError
+from harness.study.hydra_glue import one_line
+from harness.study.space import Param
+
+JOURNAL_FILE = "study.journal"
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
+PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
+
+
+
+def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.samplers.BaseSampler:
+    name, kwargs = _named(spec, "sampler", SAMPLERS)
+    kwargs.pop("seed", None)
+    samplers = optuna.samplers
+    if name == "cmaes":
+        _require_module("cmaes", "sweep.sampler.name=cmaes")
+    if name == "gp":
+        _require_module("scipy", "sweep.sampler.name=gp")
+    if name == "grid":
+        kwargs["search_space"] = {p.label: p.grid() for p in params}
+    factory = {
+        "tpe": samplers.TPESampler,
+        "random": samplers.RandomSampler,
+        "cmaes": samplers.CmaEsSampler,
+        "gp": samplers.GPSampler,
+        "grid": samplers.GridSampler,
+    }[name]
+    try:
+        return factory(seed=seed, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"sweep.sampler ({name}): {one_line(error)}") from None
+
+
+def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
+    name, kwargs = _named(spec, "pruner", PRUNERS)
+    pruners = optuna.pruners
+    if name == "none":
+        return pruners.NopPruner()  # ignores the options of the pruner it replaces (`sweep.pruner.name=none`)
+    factory = {
+        "median": pruners.MedianPruner,
+        "percentile": pruners.PercentilePruner,
+        "successive_halving": pruners.SuccessiveHalvingPruner,
+        "hyperband": pruners.HyperbandPruner,
+    }[name]
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"sweep.pruner ({name}): {one_line(error)}") from None
+
+
+def _named(spec, what: str, allowed: tuple) -> tuple[str, dict]:
+    spec = dict(spec or {})
+    name = spec.pop("name", None)
+    if name not in allowed:
+        raise ConfigError(f"sweep.{what}.name={name!r}; allowed: {', '.join(allowed)}")
+    return name, spec
+
+
+def _require_module(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} needs the `{module}` package: pip install {module}")
+
+
+def open_storage(spec: dict, sweep_dir: Path, workers: int) -> optuna.storages.BaseStorage:
+    """Journal file (default, in the sweep dir) or an SQLAlchemy URL; checked reachable before anything is written."""
+    url = spec["storage"]
+    if url is None or "://" not in str(url):
+        path = sweep_dir / JOURNAL_FILE if url is None else Path(url).resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"sweep.storage: cannot create {path.parent}: {error.strerror}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise ConfigError(f"sweep.storage: {path.parent} is not writable")
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    if str(url).startswith("sqlite") and workers > 1:
+        raise ConfigError(
+            f"sweep.storage={url}: SQLite locks under concurrent workers ({workers} here); "
+            "use the default journal file (sweep.storage=null) or PostgreSQL"
+        )
+    probe(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            with_driver(url),
+            engine_kwargs=engine_kwargs(url),
+            heartbeat_interval=spec["heartbeat_interval"],
+            grace_period=spec["grace_period"],
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(spec["max_retry"]),
+        )
+
+
+def with_driver(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; use psycopg2 (the harness's dependency) when that is absent."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def engine_kwargs(url: str) -> dict:
+    return {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else {}
+
+
+def probe(url: str) -> None:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(with_driver(url), **engine_kwargs(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:  # ImportError: the URL's driver is missing
+        raise ConfigError(f"sweep.storage={_redact(url)} is unreachable: {one_line(error)}") from None
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", str(url))
+
+

@@ -1,0 +1,246 @@
+"""The worker loop: check the budget -> ask -> compose the trial's config -> run_job(trial=...) -> tell."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import socket
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig
+from optuna.trial import TrialState
+
+from harness import slurm
+from harness.study.backends import build_sampler
+from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
+from harness.study.plan import Sweep, prepare
+from harness.study.results import report_best, reproduce_command
+from harness.study.space import compose, suggest, trial_overrides
+
+HOST = socket.gethostname()
+
+
+
+class StudyStopped(RuntimeError):
+    """The study's failure budget is spent."""
+
+
+@dataclass
+class Ledger:
+    """Trial counts against the budget. A FAIL given back to the study (retried) does not count; its retry does."""
+
+    finished: int
+    running: int
+    waiting: int
+    failed: list
+
+    @classmethod
+    def of(cls, trials: list) -> Ledger:
+        retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+        counted = [t for t in trials if t.number not in retried]
+        states = [t.state for t in counted]
+        return cls(
+            finished=sum(state.is_finished() for state in states),
+            running=states.count(TrialState.RUNNING),
+            waiting=states.count(TrialState.WAITING),
+            failed=[t for t in counted if t.state == TrialState.FAIL],
+        )
+
+
+def run_worker(cfg: DictConfig, output_dir: Path) -> float:
+    """Hydra entry (harness/run.py): one worker of the study chosen by `sweep=NAME`; returns the best value."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    job_overrides = [o for o in hydra_cfg.overrides.task if not is_sweep_override(o)]
+    sweep = prepare(cfg, job_overrides, hydra_cfg.job.config_name, fan_out(hydra_cfg))
+    try:
+        return work(sweep)
+    except StudyStopped as stop:
+        print(f"harness: error: {stop}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+def work(sweep: Sweep) -> float:
+    """Run trials until the budget is spent; then print and write the best trial."""
+    study = sweep.study
+    print(f"harness: study {sweep.name} (worker {sweep.worker}) in {sweep.dir}", flush=True)
+    _resume_requeued_trial(sweep)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
+        _fail_dead_local_trials(sweep)  # journal: trials whose local worker process is gone -> FAIL + retry
+        ledger = Ledger.of(study.get_trials(deepcopy=False))
+        _check_failures(ledger, sweep)
+        if ledger.waiting or ledger.finished + ledger.running < sweep.spec["n_trials"]:
+            study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, study))
+            # One ask -> objective -> tell; Optuna adds the heartbeat thread (RDB) and pops WAITING retries first.
+            study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
+        elif ledger.running and sweep.heartbeats:
+            # Only running trials are left: wait, so that one lost with its worker is given back and run here.
+            time.sleep(sweep.spec["heartbeat_interval"])
+        else:
+            break
+    return report_best(sweep)
+
+
+def _resume_requeued_trial(sweep: Sweep) -> None:
+    """A requeued SLURM worker first finishes the trial it was running when preempted, from the trial's checkpoint
+    (same number, directory and wandb run; the parameters are read back from the storage)."""
+    job = slurm.job_key()
+    for frozen in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = frozen.user_attrs.get("worker") or {}
+        if job is None or owner.get("slurm_job") != job or owner.get("trial") != frozen.number:
+            continue
+        print(f"harness: resuming trial {frozen.number} after a requeue of SLURM job {job}", flush=True)
+        trial = optuna.trial.Trial(sweep.study, frozen._trial_id)
+        try:
+            value = objective(sweep, trial)
+        except optuna.TrialPruned:
+            sweep.study.tell(trial, state=TrialState.PRUNED)
+        except Exception:
+            sweep.study.tell(trial, state=TrialState.FAIL)
+        else:
+            sweep.study.tell(trial, value)
+
+
+def _trial_seed(sweep: Sweep, study: optuna.Study) -> int | None:
+    """A fresh seed per trial from (seed, worker, trials so far): reproducible for one worker, distinct across
+    workers, and a resumed worker does not replay the proposals of its first run."""
+    seed = sweep.spec["sampler"].get("seed")
+    if seed is None:
+        return None
+    count = len(study.get_trials(deepcopy=False))
+    return random.Random(f"{seed}-{sweep.worker}-{count}").getrandbits(31)
+
+
+def _check_failures(ledger: Ledger, sweep: Sweep) -> None:
+    allowed = sweep.spec["max_failure_rate"] * sweep.spec["n_trials"]
+    if len(ledger.failed) > allowed:
+        last = ledger.failed[-1]
+        reason = last.user_attrs.get("fail_reason", "no reason recorded")
+        raise StudyStopped(
+            f"study {sweep.name} stopped: {len(ledger.failed)} of {sweep.spec['n_trials']} trials failed, more than "
+            f"sweep.max_failure_rate={sweep.spec['max_failure_rate']}; last (trial {last.number}): {reason}"
+        )
+
+
+def _fail_dead_local_trials(sweep: Sweep) -> None:
+    """Journal storage has no heartbeats: a RUNNING trial whose worker process on this host is gone is lost."""
+    if sweep.heartbeats:
+        return
+    for trial in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("worker") or {}
+        # `trial` guards against attributes a retried trial inherited from the trial it retries.
+        if owner.get("trial") != trial.number:
+            continue
+        if owner.get("slurm_job"):  # a requeued SLURM worker resumes its trial: lost only once its job is gone
+            if slurm.job_alive(owner["slurm_job"]):
+                continue
+        elif owner.get("host") != HOST or _alive(owner.get("pid")):
+            continue
+        trial_id = trial._trial_id  # Optuna has no public trial id; storage calls need it
+        sweep.storage.set_trial_user_attr(trial_id, "fail_reason", f"worker pid {owner['pid']} on {HOST} died")
+        try:
+            sweep.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if not any(trial.number in t.system_attrs.get("retry_history", []) for t in sweep.study.get_trials()):
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(sweep.spec["max_retry"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry(sweep.study, sweep.storage.get_trial(trial_id))
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return True  # unknown owner: never take a trial away from it
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def objective(sweep: Sweep, trial: optuna.Trial) -> float:
+    """One trial: compose its config, train with `trial` (reporting and pruning), return the objective."""
+    owner = {"host": HOST, "pid": os.getpid(), "trial": trial.number, "slurm_job": slurm.job_key()}
+    trial.set_user_attr("worker", owner)
+    try:
+        return _train_trial(sweep, trial)
+    except (optuna.TrialPruned, slurm.Preempted):  # preempted: the requeued worker resumes the trial
+        raise
+    except BaseException as error:  # kept on the trial; Optuna marks it FAIL and the study goes on
+        trial.set_user_attr("fail_reason", f"{type(error).__name__}: {one_line(error)}")
+        raise
+
+
+def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
+    from harness.train import run_job
+
+    values = suggest(sweep.params, trial)
+    overrides = [*sweep.base, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"]
+    trial_dir = sweep.dir / f"trial-{trial.number:04d}"
+    trial.set_user_attr("dir", str(trial_dir))
+    trial.set_user_attr("command", reproduce_command(overrides))
+    cfg = compose(overrides, sweep.config_name)
+    reporter = objective_reporter(trial, cfg.objective.metric, cfg.objective.last_n, sweep.spec["report_every"])
+    value = run_job(
+        cfg, trial_dir, sweep.name, trial=trial, run_id=f"{sweep.name}-{trial.number}", callbacks=[reporter]
+    )
+    if reporter.pruned:
+        trial.set_user_attr("pruned_at", reporter.pruned_at)
+        raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
+    if not math.isfinite(value):
+        raise ValueError(f"objective {cfg.objective.metric} is {value}: no finite value was logged")
+    return value
+
+
+def objective_reporter(trial: optuna.Trial, metric: str, last_n: int, every: int):
+    """A TrainerCallback reporting the objective (mean of `metric` over the last `last_n` logs) to the trial every
+    `every` optimizer steps, and stopping training when the pruner says so.
+
+    transformers reports to a trial only inside `hyperparameter_search`, which TRL trainers cannot use; the class is
+    built here so that transformers is imported only once a trial runs.
+    """
+    from transformers import TrainerCallback
+
+    class ObjectiveReporter(TrainerCallback):
+        pruned_at: int | None = None
+
+        def __init__(self):
+            self.values: list[float] = []
+            self.next_report = every
+
+        @property
+        def pruned(self) -> bool:
+            return self.pruned_at is not None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            value = (logs or {}).get(metric)
+            if not state.is_world_process_zero or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return
+            self.values.append(float(value))
+            if state.global_step < self.next_report:
+                return
+            self.next_report = (state.global_step // every + 1) * every
+            window = self.values[-last_n:]
+            trial.report(sum(window) / len(window), state.global_step)
+            if trial.should_prune():
+                self.pruned_at = state.global_step
+                control.should_training_stop = True  # train() returns normally: the wandb run finishes cleanly
+
+    return ObjectiveReporter()
+
+
