@@ -1,11 +1,12 @@
 """Step time of HarnessGRPOTrainer (statistics on) vs bare trl.GRPOTrainer on the same tiny config.
 
 Both trainers are built once and trained in alternating rounds in this one process, so machine noise hits both
-alike; per-step wall time (generation + loss + backward + optimizer) comes from a callback, and the script prints
-median ratios. Bare trl has no "sequence_token" level: its baseline there is trl's "token" level, the computation
+alike. Step wall time (generation + loss + backward + optimizer) comes from a callback; a round's total covers whole
+generation cycles (one generation every `steps_per_generation` steps), and the printed ratio is the median over
+rounds of harness round time / bare round time. Bare trl has no "sequence_token" level: its baseline there is trl's "token" level, the computation
 GSPO-token reduces to. Also times `python -m harness.run --cfg job` (the config path must stay free of torch/trl).
 
-    python benchmarks/step_time.py [--rounds 6] [--steps 30]
+    python benchmarks/step_time.py [--rounds 10] [--steps 20]
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ sys.path.insert(0, str(ROOT))
 class StepTimer(TrainerCallback):
     def __init__(self):
         self.times: list[float] = []
+        self.rounds: list[float] = []
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.rounds.append(sum(self.times))
+        self.times = []
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
@@ -36,15 +42,19 @@ class StepTimer(TrainerCallback):
 
 
 def build_pair(level: str, advantage: str, steps: int, workdir: Path):
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
     from harness.build import build_trainer, grpo_config
     from harness.config import validate
     from tests.conftest import compose_config
 
+    # Identical workloads: every train() call re-seeds, and a vanishing learning rate keeps both policies at the
+    # same weights, so both trainers sample the same completions each round; only the harness's own work differs.
     cfg = compose_config(
-        f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}"
-    )
+        f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}",
+        "trainer.learning_rate=1e-12",
+    )  # fmt: skip
     validate(cfg)
     harness_timer, bare_timer = StepTimer(), StepTimer()
     harness = build_trainer(cfg, workdir / f"{level}-{advantage}-harness", [harness_timer])
@@ -59,18 +69,21 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
         train_dataset=harness.train_dataset,
         callbacks=[bare_timer],
     )
+    bare.remove_callback(PrinterCallback)  # the harness trainer prints a compact line instead; neither prints dicts
     return (harness, harness_timer), (bare, bare_timer)
 
 
 def measure(level: str, advantage: str, rounds: int, steps: int, workdir: Path) -> float:
     (harness, harness_timer), (bare, bare_timer) = build_pair(level, advantage, steps, workdir)
-    for _ in range(rounds):
-        for trainer in (harness, bare) if _ % 2 == 0 else (bare, harness):
+    for round_ in range(rounds):
+        for trainer in (harness, bare) if round_ % 2 == 0 else (bare, harness):  # ABBA order
             trainer.train()
-    ratio = statistics.median(harness_timer.times) / statistics.median(bare_timer.times)
+    ratios = [h / b for h, b in zip(harness_timer.rounds, bare_timer.rounds)]
+    per_step = [1e3 * statistics.median(t.rounds) / steps for t in (harness_timer, bare_timer)]
+    ratio = statistics.median(ratios)
     print(
-        f"{level:15s} {advantage:8s} harness {statistics.median(harness_timer.times) * 1e3:6.1f} ms/step  "
-        f"bare trl {statistics.median(bare_timer.times) * 1e3:6.1f} ms/step  ratio {ratio:.3f}",
+        f"{level:15s} {advantage:8s} harness {per_step[0]:6.1f} ms/step  bare trl {per_step[1]:6.1f} ms/step  "
+        f"ratio {ratio:.3f} (rounds: {min(ratios):.3f}..{max(ratios):.3f})",
         flush=True,
     )
     return ratio
@@ -87,8 +100,8 @@ def cfg_job_seconds(repeats: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     import logging
 
