@@ -73,6 +73,21 @@ def metrics_steps(job_dir: Path) -> list[int]:
 
 
 # --- tests ----------------------------------------------------------------------------------------------------
+def preempt_once(launch, sweep_dir: Path, run_dir: Path, log: Path) -> str:
+    """Send the job SLURM's warning signal after its first logged step; return its id once requeued and done."""
+    try:
+        wait_for(lambda: (run_dir / "metrics.jsonl").is_file(), 120, "the first logged step")
+        (job,) = job_ids(sweep_dir)
+        subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before preempting
+        launch.wait(timeout=240)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    assert launch.returncode == 0, log.read_text()[-3000:]
+    wait_for(lambda: sacct(job) == ["REQUEUED", "COMPLETED"], 30, f"job {job}: one requeued attempt, then done")
+    return job
+
+
 @pytest.mark.e2e
 @cluster
 def test_grid_runs_as_slurm_array_with_grouped_offline_runs_and_clean_env(tmp_path):
@@ -161,18 +176,8 @@ def test_requeued_job_resumes_from_its_checkpoint_in_the_same_wandb_run(tmp_path
     launch = multirun(
         "debug=fast", "trainer.max_steps=40", f"hydra.sweep.dir={sweep_dir}", log=tmp_path / "multirun.log"
     )
-    try:
-        job_dir = sweep_dir / "0-copy-sequence_token-process-s0"
-        wait_for(lambda: (job_dir / "metrics.jsonl").is_file(), 120, "the first logged step")
-        (job,) = job_ids(sweep_dir)
-        subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before preempting
-        launch.wait(timeout=240)
-    finally:
-        if launch.poll() is None:
-            launch.kill()
-    assert launch.returncode == 0, (tmp_path / "multirun.log").read_text()[-3000:]
-
-    wait_for(lambda: sacct(job) == ["REQUEUED", "COMPLETED"], 30, f"job {job}: one requeued attempt, then done")
+    job_dir = sweep_dir / "0-copy-sequence_token-process-s0"
+    job = preempt_once(launch, sweep_dir, job_dir, tmp_path / "multirun.log")
     log = (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
     assert f"Requeued job {job}" in log
     (checkpoint,) = (job_dir / "trainer").glob("checkpoint-*")
@@ -196,17 +201,7 @@ def test_requeued_optuna_worker_resumes_its_trial_without_a_duplicate(tmp_path):
         log=tmp_path / "multirun.log",
     )  # fmt: skip
     trial_dir = sweep_dir / "trial-0000"
-    try:
-        wait_for(lambda: (trial_dir / "metrics.jsonl").is_file(), 120, "the trial's first logged step")
-        (job,) = job_ids(sweep_dir)
-        subprocess.run(["scancel", "--signal=USR2", job], check=True)
-        launch.wait(timeout=240)
-    finally:
-        if launch.poll() is None:
-            launch.kill()
-    assert launch.returncode == 0, (tmp_path / "multirun.log").read_text()[-3000:]
-
-    wait_for(lambda: sacct(job) == ["REQUEUED", "COMPLETED"], 30, f"job {job}: one requeued attempt, then done")
+    job = preempt_once(launch, sweep_dir, trial_dir, tmp_path / "multirun.log")
     assert "resuming trial 0" in (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
     storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
     (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # the budget, no retry
