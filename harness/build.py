@@ -10,8 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import check_grpo_fields
 
 
-def grpo_config(cfg: DictConfig, output_dir: Path, reward_weights: list[float] | None = None):
-    """GRPOConfig from `trainer` plus the level, clip range and loss type of `importance_sampling`."""
+def grpo_config(cfg: DictConfig, output_dir: Path):
+    """GRPOConfig from `trainer` plus the level, clip range and loss type of `importance_sampling` and the weights of
+    `reward.functions` (in their order, which is the order of the reward functions handed to the trainer)."""
     from trl import GRPOConfig
 
     check_grpo_fields(cfg.trainer, {f.name for f in dataclasses.fields(GRPOConfig)})
@@ -26,7 +27,7 @@ def grpo_config(cfg: DictConfig, output_dir: Path, reward_weights: list[float] |
         loss_type=sampling.loss_type,
         max_completion_length=cfg.reward.max_completion_length,
         report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
-        reward_weights=reward_weights,
+        reward_weights=[float(spec.get("weight", 1.0)) for spec in cfg.reward.functions.values()],
     )
     return GRPOConfig(**kwargs)
 
@@ -40,8 +41,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
     from harness.rewards import build_task
     from harness.trainer import HarnessGRPOTrainer
 
-    weights = [float(spec.get("weight", 1.0)) for spec in cfg.reward.functions.values()]
-    args = grpo_config(cfg, output_dir, weights)
+    args = grpo_config(cfg, output_dir)
     tokenizer = build_tokenizer(cfg.model)
     task = build_task(cfg.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it

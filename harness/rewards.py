@@ -1,4 +1,4 @@
-"""Instantiate a task from `conf/reward/*.yaml`: its dataset, named and checked reward functions, weights."""
+"""Instantiate a task from `conf/reward/*.yaml`: its dataset and its named, checked reward functions."""
 
 from __future__ import annotations
 
@@ -47,7 +47,6 @@ def _check_token_row(where: str, i: int, row: Any, length: int) -> None:
 class Task:
     dataset: Any
     functions: list[CheckedReward]
-    weights: list[float]
     token_function: CheckedReward | None
 
 
@@ -55,11 +54,10 @@ def build_task(cfg: DictConfig, eos_token: str) -> Task:
     """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
     dataset = instantiate(cfg.dataset)
     functions = [CheckedReward(name, instantiate(spec.fn)) for name, spec in cfg.functions.items()]
-    weights = [float(spec.get("weight", 1.0)) for spec in cfg.functions.values()]
     token_function = None
     if cfg.get("token_function") is not None:
         token_function = CheckedReward("token_function", instantiate(cfg.token_function), per_token=True)
-    task = Task(dataset, functions, weights, token_function)
+    task = Task(dataset, functions, token_function)
     try:
         _smoke_test(task, eos_token)
     except ValueError as error:
