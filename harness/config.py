@@ -106,7 +106,9 @@ def validate(cfg: DictConfig) -> None:
         gamma = advantage.get("gamma", 1.0)
         _require(0 < gamma <= 1, f"advantage.gamma={gamma!r} must be in (0, 1]")
 
-    _require(cfg.model.source in MODEL_SOURCES, f"model.source={cfg.model.source!r}; allowed: {', '.join(MODEL_SOURCES)}")
+    _require(
+        cfg.model.source in MODEL_SOURCES, f"model.source={cfg.model.source!r}; allowed: {', '.join(MODEL_SOURCES)}"
+    )
     if cfg.model.source == "local":
         _require(Path(cfg.model.path).is_dir(), f"model.path={cfg.model.path} is not a directory")
 

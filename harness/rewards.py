@@ -75,4 +75,6 @@ def _smoke_test(task: Task, eos_token: str) -> None:
         fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
     if task.token_function is not None:
         tokens = [[eos_token] for _ in rows]
-        task.token_function(prompts=prompts, tokens=tokens, completion_ids=[[0] for _ in rows], eos_token=eos_token, **columns)
+        task.token_function(
+            prompts=prompts, tokens=tokens, completion_ids=[[0] for _ in rows], eos_token=eos_token, **columns
+        )

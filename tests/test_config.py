@@ -52,18 +52,26 @@ def test_sweep_syntax_is_checked_per_option():
 
 def test_unknown_trainer_field_is_named(tmp_path):
     cfg = compose_config("+trainer.learning_rat=0.1", "logger=none")
-    with pytest.raises(ConfigError, match=r"trainer.learning_rat is not a GRPOConfig field; did you mean learning_rate"):
+    with pytest.raises(
+        ConfigError, match=r"trainer.learning_rat is not a GRPOConfig field; did you mean learning_rate"
+    ):
         grpo_config(cfg, tmp_path)
 
 
 BAD_INPUTS = {
-    "unknown group option": (["importance_sampling=gspo"], "importance_sampling=gspo is not an option; allowed: sequence"),
+    "unknown group option": (
+        ["importance_sampling=gspo"],
+        "importance_sampling=gspo is not an option; allowed: sequence",
+    ),
     "unknown level": (["importance_sampling.level=seq"], "importance_sampling.level='seq'; allowed: token, sequence"),
     "process without token reward": (["reward=gsm8k"], "advantage=process needs a token-level reward"),
     "level-blind loss": (["importance_sampling.loss_type=cispo"], "loss_type=cispo ignores the importance-sampling"),
     "learning rate": (["trainer.learning_rate=0"], "trainer.learning_rate=0 must be a positive number"),
     "batch size": (["trainer.per_device_train_batch_size=-2"], "per_device_train_batch_size=-2 must be a positive"),
-    "generations": (["trainer.num_generations=5"], "trainer.num_generations=5 does not divide the generation batch of 64"),
+    "generations": (
+        ["trainer.num_generations=5"],
+        "trainer.num_generations=5 does not divide the generation batch of 64",
+    ),
     "missing local path": (["model=local"], "model.path is required"),
     "unknown trainer field": (["+trainer.lerning_rate=1"], "trainer.lerning_rate is not a GRPOConfig field"),
     "reward count": (

@@ -14,7 +14,7 @@ def _example():
 
 def test_sequence_ratio_is_length_normalised():
     logps, old, mask = _example()
-    expected = torch.stack([((logps - old)[i, : n]).mean() for i, n in enumerate([4, 2, 1])]).unsqueeze(1)
+    expected = torch.stack([((logps - old)[i, :n]).mean() for i, n in enumerate([4, 2, 1])]).unsqueeze(1)
     assert torch.allclose(sequence_log_ratio(logps, old, mask), expected)
 
 

@@ -63,7 +63,10 @@ def test_wandb_offline_run_read_back_with_wandb_tooling(tmp_path):
     assert f"{wandb_command()} leet" in result.stdout and f"{wandb_command()} sync" in result.stdout
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     inspect = subprocess.run(
-        [wandb_command(), "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True, text=True, check=True
+        [wandb_command(), "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     state = json.loads(inspect.stdout)
     summary = state["summary"]
@@ -71,7 +74,9 @@ def test_wandb_offline_run_read_back_with_wandb_tooling(tmp_path):
         assert any(key.startswith(prefix) for key in summary), prefix
     assert "objective" in summary and "reward" in summary
     assert state["config"]["importance_sampling"]["level"] == "sequence_token"
-    records = subprocess.run([wandb_command(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True)
+    records = subprocess.run(
+        [wandb_command(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True
+    )
     run_record = next(json.loads(line)["run"] for line in records.stdout.splitlines() if '"type":"run"' in line)
     assert run_record["run_group"] == "readback" and run_record["job_type"] == "sequence_token"
     assert run_record["display_name"] == "copy-sequence_token-process-s0"
@@ -91,7 +96,9 @@ def test_wandb_run_is_finished_when_training_fails(tmp_path):
     assert result.returncode != 0
     assert "reward.functions.position_accuracy returned nan" in result.stderr
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
-    inspect = subprocess.run([wandb_command(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True)
+    inspect = subprocess.run(
+        [wandb_command(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True
+    )
     exits = [json.loads(line) for line in inspect.stdout.splitlines() if '"type":"exit"' in line]
     assert exits and exits[-1]["exit"]["exit_code"] == 1
     assert len(read_metrics(tmp_path)) >= 1

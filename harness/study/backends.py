@@ -18,7 +18,6 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 
 
-
 def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.samplers.BaseSampler:
     name, kwargs = _named(spec, "sampler", SAMPLERS)
     kwargs.pop("seed", None)
@@ -132,5 +131,3 @@ def probe(url: str) -> None:
 
 def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", str(url))
-
-

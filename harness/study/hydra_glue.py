@@ -35,5 +35,3 @@ def fan_out(hydra_cfg) -> int:
 def one_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
-
-

@@ -20,7 +20,6 @@ STUDY_FIELDS = (
 )  # fmt: skip
 
 
-
 @dataclass
 class Sweep:
     """Everything a worker needs, checked before the first trial."""
@@ -123,5 +122,3 @@ def _create_or_load(spec: dict, storage, pruner, sweep_dir: Path) -> optuna.Stud
     if "metric" not in study.user_attrs:  # for `python -m harness.study best`
         study.set_user_attr("metric", spec["objective"]["metric"])
     return study
-
-

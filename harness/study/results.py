@@ -14,7 +14,6 @@ from harness.study.plan import Sweep
 BEST_FILE = "best.json"
 
 
-
 def reproduce_command(overrides: list[str]) -> str:
     return " ".join(["python", "-m", "harness.run", *map(shlex.quote, overrides)])
 
@@ -62,5 +61,3 @@ def format_best(record: dict) -> str:
             f"  reproduce as a single run: {record['command']}",
         ]
     )
-
-

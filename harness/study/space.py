@@ -19,7 +19,6 @@ PARAM_FIELDS = ("key", "type", "low", "high", "log", "step", "choices", "when")
 _ABSENT = object()
 
 
-
 @dataclass(frozen=True)
 class Param:
     """One Optuna parameter: `label` is its name in the study, `key` the config key (or config group) it sets."""
@@ -243,5 +242,3 @@ def _leaf_keys(node, prefix: str = "") -> Iterable[str]:
             yield from _leaf_keys(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}"
-
-

@@ -26,7 +26,6 @@ from harness.study.space import compose, suggest, trial_overrides
 HOST = socket.gethostname()
 
 
-
 class StudyStopped(RuntimeError):
     """The study's failure budget is spent."""
 
@@ -242,5 +241,3 @@ def objective_reporter(trial: optuna.Trial, metric: str, last_n: int, every: int
                 control.should_training_stop = True  # train() returns normally: the wandb run finishes cleanly
 
     return ObjectiveReporter()
-
-
