@@ -12,7 +12,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-METRICS_FILE = "metrics.jsonl"
 HISTOGRAM_BINS = 64  # wandb accepts at most 512
 
 

@@ -15,10 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.config import ConfigError, validate
-from harness.sinks import METRICS_FILE
-
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.yaml"
+from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
 
 
 def run_job(
@@ -62,11 +59,6 @@ def run_job(
         (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
     return summary["objective"]
-
-
-def objective_value(records: list[dict], metric: str, last_n: int) -> float:
-    values = [r[metric] for r in records if metric in r]
-    return sum(values[-last_n:]) / len(values[-last_n:]) if values else math.nan
 
 
 def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> dict:

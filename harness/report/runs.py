@@ -12,9 +12,8 @@ from pathlib import Path
 
 import yaml
 
-CONFIG_FILE = "config.yaml"  # same names as harness.train / harness.sinks, which import torch-side modules
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
+from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, window_mean
+
 # Never runs: wandb keeps its own config.yaml per run, the rest are model, trainer and report outputs.
 SKIP_DIRS = {"wandb", "final_model", "initial_model", "trainer", "report"}
 
@@ -53,7 +52,7 @@ class Run:
         """Mean of the metric over the run's last `objective.last_n` logs: the window the harness's objective uses."""
         values = [v for _, v in self.series(metric)]
         last_n = int(self.config.get("objective", {}).get("last_n", 3))
-        return sum(values[-last_n:]) / len(values[-last_n:]) if values else None
+        return window_mean(values, last_n) if values else None
 
 
 def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:

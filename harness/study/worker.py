@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from harness import slurm
+from harness.run_dir import window_mean
 from harness.study.backends import build_sampler
 from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
 from harness.study.plan import Sweep, prepare
@@ -234,8 +235,7 @@ def objective_reporter(trial: optuna.Trial, metric: str, last_n: int, every: int
             if state.global_step < self.next_report:
                 return
             self.next_report = (state.global_step // every + 1) * every
-            window = self.values[-last_n:]
-            trial.report(sum(window) / len(window), state.global_step)
+            trial.report(window_mean(self.values, last_n), state.global_step)
             if trial.should_prune():
                 self.pruned_at = state.global_step
                 control.should_training_stop = True  # train() returns normally: the wandb run finishes cleanly
