@@ -147,12 +147,14 @@ def _fail_dead_local_trials(sweep: Sweep) -> None:
         elif owner.get("host") != HOST or _alive(owner.get("pid")):
             continue
         trial_id = trial._trial_id  # Optuna has no public trial id; storage calls need it
-        sweep.storage.set_trial_user_attr(trial_id, "fail_reason", f"worker pid {owner['pid']} on {HOST} died")
+        lost = f"SLURM job {owner['slurm_job']} ended" if owner.get("slurm_job") else f"worker pid {owner['pid']} died"
+        sweep.storage.set_trial_user_attr(trial_id, "fail_reason", f"{lost} (host {owner.get('host')})")
         try:
             sweep.storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
-        if not any(trial.number in t.system_attrs.get("retry_history", []) for t in sweep.study.get_trials()):
+        trials = sweep.study.get_trials(deepcopy=False)
+        if not any(trial.number in t.system_attrs.get("retry_history", []) for t in trials):
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(sweep.spec["max_retry"])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
