@@ -97,12 +97,12 @@ def validate(cfg: DictConfig) -> None:
         f"advantage.estimator={advantage.estimator!r}; allowed: {', '.join(ESTIMATORS)}",
     )
     if advantage.estimator == "process":
-        with_tokens = [name for name in group_options("reward") if _has_token_function(name)]
-        _require(
-            cfg.reward.get("token_function") is not None,
-            f"advantage={advantage.name} needs a token-level reward but reward={cfg.reward.name} has none "
-            f"(reward.token_function is null); use advantage=outcome or reward={'/'.join(with_tokens)}",
-        )
+        if cfg.reward.get("token_function") is None:
+            with_tokens = [name for name in group_options("reward") if _has_token_function(name)]
+            raise ConfigError(
+                f"advantage={advantage.name} needs a token-level reward but reward={cfg.reward.name} has none "
+                f"(reward.token_function is null); use advantage=outcome or reward={'/'.join(with_tokens)}"
+            )
         gamma = advantage.get("gamma", 1.0)
         _require(0 < gamma <= 1, f"advantage.gamma={gamma!r} must be in (0, 1]")
 
