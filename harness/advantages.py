@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+SCALINGS = ("group", "batch", "none")  # trl's `scale_rewards`, applied the same way to token rewards
+
 
 def process_advantages(
     token_rewards: torch.Tensor,
@@ -15,27 +17,48 @@ def process_advantages(
     num_generations: int,
     gamma: float = 1.0,
     eps: float = 1e-4,
+    reward_mask: torch.Tensor | None = None,
+    scale: str = "group",
 ) -> torch.Tensor:
     """Process-supervision advantages (DeepSeekMath §4.1.3), one value per token.
 
-    Every token-level reward of a group is normalised with the mean and std of all valid token rewards of that
-    group; the advantage of token t is the (gamma-discounted) sum of normalised rewards at positions >= t.
-    Padding tokens get advantage 0.
+    Let R be the reward positions: valid tokens that carry a reward (`reward_mask`; every valid token when it is
+    None, i.e. dense rewards). Within each group of `num_generations` completions,
+
+        r~_k = (r_k - mean_R(r)) / (std_R(r) + eps)     for k in R    (unbiased std, trl's convention)
+        A_t  = sum_{k in R, k >= t} gamma^(k - t) * r~_k
+
+    so a token's advantage is the (discounted) sum of the normalised rewards of the steps that end at or after it;
+    tokens after the last reward position and padding get 0. With one reward on each completion's last valid token
+    this is exactly trl's outcome advantage on every token. `scale` follows trl's `scale_rewards`: "group" divides by
+    the group's std, "batch" by the std over all reward positions of the batch, "none" does not divide.
     """
     if token_rewards.shape != mask.shape or token_rewards.dim() != 2:
         raise ValueError(f"token_rewards {tuple(token_rewards.shape)} and mask {tuple(mask.shape)} must be (N, T)")
+    if scale not in SCALINGS:
+        raise ValueError(f"scale={scale!r}; allowed: {', '.join(SCALINGS)}")
     n, t = token_rewards.shape
     if n % num_generations:
         raise ValueError(f"{n} completions do not split into groups of num_generations={num_generations}")
     mask = mask.to(token_rewards.dtype)
-    groups = token_rewards.reshape(n // num_generations, num_generations * t)
-    group_mask = mask.reshape_as(groups)
-    count = group_mask.sum(dim=1, keepdim=True).clamp(min=1.0)
-    mean = (groups * group_mask).sum(dim=1, keepdim=True) / count
-    # Unbiased std over the group's valid tokens, like trl's per-sequence `nanstd`.
-    var = (((groups - mean) * group_mask) ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1.0)
-    normalised = ((groups - mean) / (var.sqrt() + eps) * group_mask).reshape(n, t)
-    return discounted_reverse_cumsum(normalised, gamma) * mask
+    carries = mask if reward_mask is None else mask * reward_mask.to(token_rewards.dtype)
+    rewards = token_rewards * carries  # positions without a reward hold no value (None arrives as 0 here)
+    groups = rewards.reshape(n // num_generations, num_generations * t)
+    group_carries = carries.reshape_as(groups)
+    mean, var = _masked_mean_var(groups, group_carries)
+    if scale == "batch":
+        _, var = _masked_mean_var(rewards.reshape(1, -1), carries.reshape(1, -1))
+    centred = (groups - mean) * group_carries
+    normalised = centred if scale == "none" else centred / (var.sqrt() + eps)
+    return discounted_reverse_cumsum(normalised.reshape(n, t), gamma) * mask
+
+
+def _masked_mean_var(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise mean and unbiased variance over the entries where `weights` is 1 (trl's `nanstd` convention)."""
+    count = weights.sum(dim=1, keepdim=True)
+    mean = values.sum(dim=1, keepdim=True) / count.clamp(min=1.0)
+    var = (((values - mean) * weights) ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1.0)
+    return mean, var
 
 
 def discounted_reverse_cumsum(values: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -62,3 +62,15 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer
+
+
+def effective_precision(trainer) -> dict:
+    """What the run computes in, as trl resolved it: recorded in config.yaml and the run summary."""
+    args = trainer.args
+    weights = next(trainer.model.parameters()).dtype
+    return {
+        "autocast": "bf16" if args.bf16 else "fp16" if args.fp16 else "none",
+        "weights": str(weights).removeprefix("torch."),
+        "lm_head": "float32" if args.cast_lm_head_to_fp32 else str(weights).removeprefix("torch."),
+    }
+

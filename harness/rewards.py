@@ -30,17 +30,26 @@ class CheckedReward:
         for i, value in enumerate(values):
             if self.per_token:
                 _check_token_row(where, i, value, len(kwargs["tokens"][i]))
-            elif value is not None and (not isinstance(value, (int, float)) or math.isnan(value)):
-                raise ValueError(f"{where} returned {value!r} for completion {i}; rewards must be numbers, not NaN")
+            elif value is not None and not _finite_number(value):
+                raise ValueError(f"{where} returned {value!r} for completion {i}; rewards must be finite numbers")
         return values
 
 
 def _check_token_row(where: str, i: int, row: Any, length: int) -> None:
+    """One value per token: a finite number where the token carries a reward, None where it carries none."""
     if row is None or len(row) != length:
         got = "None" if row is None else len(row)
         raise ValueError(f"{where} returned {got} token rewards for completion {i} of {length} tokens")
-    if any(not isinstance(v, (int, float)) or math.isnan(v) for v in row):
-        raise ValueError(f"{where} returned NaN or a non-number for completion {i}; token rewards must be numbers")
+    for value in row:
+        if value is not None and not _finite_number(value):
+            raise ValueError(
+                f"{where} returned {value!r} for a token of completion {i}; "
+                "token rewards must be finite numbers, or None where a token carries no reward"
+            )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 @dataclass

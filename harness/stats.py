@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from harness.importance import sequence_log_ratio
+
 
 def _broadcast(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B,), (B, 1) or (B, T) -> (B, T) aligned with `mask`."""
@@ -93,6 +95,51 @@ def ratio_moments(
     }
 
 
+def noise_moments(
+    logps: torch.Tensor, sampling_logps: torch.Tensor, mask: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The ratio's noise floor: (moments, maxima) of log w where the policy still equals the sampling policy.
+
+    On the first optimizer step after generation every importance ratio should be exactly 1; what is left of
+    log w = logp - logp_sampling is numerical mismatch (precision, kernels, batch shapes, a generation engine).
+    Measured at token level (log w_t) and sequence level (log s_i, the length-normalised mean) whatever the level.
+    """
+    mask = mask.to(torch.float32)
+    token = (logps.detach().float() - sampling_logps.float()) * mask
+    has_tokens = mask.sum(-1) > 0
+    sequence = sequence_log_ratio(logps.detach().float(), sampling_logps.float(), mask).squeeze(1)[has_tokens]
+    nan = torch.tensor(float("nan"))
+    moments = {
+        "noise/tokens": mask.sum(),
+        "noise/token_sum_sq": (token**2).sum(),
+        "noise/sequences": has_tokens.float().sum(),
+        "noise/seq_sum_sq": (sequence**2).sum(),
+    }
+    maxima = {
+        "is_ratio/noise_token_max": token.abs().max() if has_tokens.any() else nan,
+        "is_ratio/noise_seq_max": sequence.abs().max() if has_tokens.any() else nan,
+    }
+    return moments, maxima
+
+
+NOISE_FRACTION = 0.1  # "well below the clip range": an order of magnitude
+
+
+def noise_warning(logs: dict[str, float], level: str, epsilon_low: float, epsilon_high: float) -> str | None:
+    """One line when the noise at the level's own granularity is not well below the clip range, else None."""
+    granularity = "token" if level == "token" else "seq"
+    noise = logs.get(f"is_ratio/noise_{granularity}_max")
+    epsilon = min(epsilon_low, epsilon_high)
+    if noise is None or noise <= NOISE_FRACTION * epsilon:
+        return None
+    where = "token" if level == "token" else "sequence"
+    return (
+        f"importance_sampling={level}: the ratio's noise floor ({noise:.2g}, max {where}-level |log w| where every "
+        f"ratio should be 1) is not well below epsilon={epsilon:g}, so clipping follows rounding; "
+        "compute in float32 (trainer.bf16=false trainer.fp16=false)"
+    )
+
+
 def advantage_extremes(advantages: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(min, max) over valid tokens."""
     return _masked_extremes(_broadcast(advantages.to(torch.float32), mask), mask.bool())
@@ -137,6 +184,9 @@ def finalize(m: dict[str, float]) -> dict[str, float]:
             out[f"clip/{kind}_frac_token"] = m[f"clip/{kind}_tokens"] / n
             out[f"clip/{kind}_frac_seq"] = m[f"clip/{kind}_seq_sum"] / s
         out["clip/any_frac_seq"] = m["clip/any_seq_sum"] / s
+    for granularity, count in (("token", "noise/tokens"), ("seq", "noise/sequences")):
+        if m.get(count, 0) > 0:
+            out[f"is_ratio/noise_{granularity}_rms"] = math.sqrt(m[f"noise/{granularity}_sum_sq"] / m[count])
     if m.get("is_ratio/n", 0) > 0:
         n, total, total_sq = m["is_ratio/n"], m["is_ratio/sum"], m["is_ratio/sum_sq"]
         mean = total / n

@@ -33,7 +33,7 @@ def run_job(
     TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
     """
     validate(cfg)
-    from harness.build import build_trainer
+    from harness.build import build_trainer, effective_precision
     from harness.sinks import MetricsSink, wandb_run
     from harness.slurm import preemption_callbacks, resume_checkpoint
 
@@ -44,6 +44,8 @@ def run_job(
     # Building checks the trainer fields and calls the rewards once before it writes anything.
     trainer = build_trainer(cfg, output_dir, [sink, *callbacks, *preemption_callbacks()])
     sink.trainer = trainer
+    with open_dict(cfg):
+        cfg.precision = effective_precision(trainer)
     # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/slurm.py).
     checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE)
     OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
@@ -73,6 +75,9 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> di
         "reward_first": sum(r["reward"] for r in first) / len(first) if first else math.nan,
         "reward_last": objective_value(records, "reward", window),
         "clip": {k: v for k, v in (train[-1] if train else {}).items() if k.startswith("clip/") and "frac" in k},
+        "noise_floor": noise_floor(records),
+        "epsilon": [cfg.importance_sampling.epsilon, cfg.importance_sampling.epsilon_high],
+        "precision": OmegaConf.to_container(cfg.precision),
         "output_dir": str(output_dir),
         "metrics_file": str(output_dir / METRICS_FILE),
     }
@@ -80,6 +85,16 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> di
         summary["wandb_dir"] = str(Path(run.dir).parent)
         summary["wandb_mode"] = run.settings.mode
     return summary
+
+
+def noise_floor(records: list[dict]) -> dict:
+    """The run's ratio noise floor: the largest |log w| measured where every ratio should be 1 (see stats.py)."""
+    out = {}
+    for granularity in ("token", "seq"):
+        values = [r[f"is_ratio/noise_{granularity}_max"] for r in records if f"is_ratio/noise_{granularity}_max" in r]
+        if values:
+            out[f"{granularity}_max"] = max(values)
+    return out if len(out) == 2 else {}
 
 
 def print_summary(s: dict) -> None:
@@ -90,6 +105,13 @@ def print_summary(s: dict) -> None:
     ]
     if s["clip"]:
         lines.append("  clip fractions (last log): " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in s["clip"].items()))
+    if s["noise_floor"]:
+        noise, precision = s["noise_floor"], s["precision"]
+        lines.append(
+            f"  ratio noise floor (max |log w| where w should be 1): token {noise['token_max']:.2g}, "
+            f"sequence {noise['seq_max']:.2g}; clip range epsilon {s['epsilon'][0]:g}/{s['epsilon'][1]:g}; "
+            f"precision: autocast {precision['autocast']}, weights {precision['weights']}"
+        )
     lines.append(f"  outputs: {s['output_dir']}  (metrics: {s['metrics_file']})")
     if "wandb_dir" in s:
         wandb = wandb_command()

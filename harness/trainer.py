@@ -5,15 +5,18 @@ It overrides three private hooks of trl 1.16 (the pinned range in pyproject.toml
   record advantage statistics.
 - `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
 - `_get_per_token_logps_and_entropies`: inside the loss, once the current log-probs exist, record clip and ratio
-  statistics; for `sequence_token`, re-base the batch's old log-probs so that trl's token-level ratio
-  exp(logp - old) equals the GSPO-token weight sg[s_i] * pi / sg[pi] (see `importance.gspo_token_old_logps`).
+  statistics and, on the first optimizer step after each generation, the ratio's noise floor; for
+  `sequence_token`, re-base the batch's old log-probs so that trl's token-level ratio exp(logp - old) equals the
+  GSPO-token weight sg[s_i] * pi / sg[pi] (see `importance.gspo_token_old_logps`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import torch
+from accelerate.utils import AutocastKwargs
 from trl import GRPOTrainer
 
 from harness.advantages import process_advantages
@@ -22,6 +25,8 @@ from harness.stats import (
     MetricWindow,
     advantage_extremes,
     advantage_moments,
+    noise_moments,
+    noise_warning,
     ratio_extremes,
     ratio_moments,
 )
@@ -36,34 +41,48 @@ class HarnessGRPOTrainer(GRPOTrainer):
             self.importance_sampling_level = "token"
         self.token_reward = token_reward
         self.gamma = gamma
+        # trl accepts booleans for scale_rewards; process advantages follow the same convention.
+        self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
         self.last_advantages: tuple[torch.Tensor, torch.Tensor] | None = None  # all ranks' (advantages, mask)
         self._loss_inputs: dict | None = None
+        self._generation_step = -1  # the optimizer step at which the buffered completions were generated
+        self.noise_warning: str | None = None  # set once, the first time the ratio noise reaches the clip range
 
     # --- advantages -------------------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
         if not self.model.training:
             return output
+        self._generation_step = self.state.global_step
         mask = _loss_mask(output)
         if self.token_reward is None:
             all_advantages, all_mask = self.accelerator.gather(output["advantages"]), self._gather_rows(mask)
         else:
-            rewards = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
-            output["advantages"], all_advantages, all_mask = self.process_advantages(rewards, mask)
+            rewards, carries = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
+            output["advantages"], all_advantages, all_mask = self.process_advantages(rewards, mask, carries)
         low, high = advantage_extremes(all_advantages, all_mask)
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
         self.last_advantages = (all_advantages, all_mask)
         return output
 
-    def process_advantages(self, rewards: torch.Tensor, mask: torch.Tensor):
+    def process_advantages(self, rewards: torch.Tensor, mask: torch.Tensor, carries: torch.Tensor | None = None):
         """(local, all ranks', all ranks' mask) process advantages from this rank's (B, T) token rewards.
 
+        `carries` is 1 where a token carries a reward (sparse rewards; None: every valid token does).
         A prompt's group can straddle ranks and T differs per rank: pad to the longest T, gather, compute on the
         whole generation batch, slice this rank's rows back and trim to its own T.
         """
         all_mask = self._gather_rows(mask)
-        all_advantages = process_advantages(self._gather_rows(rewards), all_mask, self.num_generations, self.gamma)
+        all_carries = None if carries is None else self._gather_rows(carries)
+        all_advantages = process_advantages(
+            self._gather_rows(rewards),
+            all_mask,
+            self.num_generations,
+            self.gamma,
+            reward_mask=all_carries,
+            scale=self.reward_scaling,
+        )
         rows, length = mask.shape
         start = self.accelerator.process_index * rows
         return all_advantages[start : start + rows, :length].contiguous(), all_advantages, all_mask
@@ -79,10 +98,14 @@ class HarnessGRPOTrainer(GRPOTrainer):
             eos_token=self.processing_class.eos_token,
             **columns,
         )
-        rewards = torch.zeros(completion_mask.shape, dtype=torch.float32, device=completion_mask.device)
+        # (rewards, carries): None marks a token without a reward (e.g. inside a reasoning step).
+        rewards = torch.zeros(completion_mask.shape, dtype=torch.float32)
+        carries = torch.zeros(completion_mask.shape, dtype=torch.float32)
         for row, row_values in enumerate(values):
-            rewards[row, : len(row_values)] = torch.tensor(row_values, dtype=torch.float32)
-        return rewards
+            for position, value in enumerate(row_values):
+                if value is not None:
+                    rewards[row, position], carries[row, position] = value, 1.0
+        return rewards.to(completion_mask.device), carries.to(completion_mask.device)
 
     def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(self.accelerator.pad_across_processes(x, dim=1, pad_index=0))
@@ -99,10 +122,37 @@ class HarnessGRPOTrainer(GRPOTrainer):
         logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         inputs, self._loss_inputs = self._loss_inputs, None  # only the policy pass inside `_compute_loss`
         if inputs is not None:
-            self._before_ratio(logps, inputs)
+            # No optimizer step since generation: the policy is the sampling policy, every ratio should be 1.
+            fresh = self.model.training and self.state.global_step == self._generation_step
+            reference = self._noise_reference(inputs, args, kwargs) if fresh else None
+            self._before_ratio(logps, inputs, fresh, reference)
         return logps, entropies, aux_loss
 
-    def _before_ratio(self, logps: torch.Tensor, inputs: dict) -> None:
+    def _noise_reference(self, inputs: dict, args, kwargs) -> torch.Tensor | None:
+        """The log-probs a fresh step's ratio should match exactly: the generation engine's (vLLM) when trl has
+        them, else the sampling policy's in float32 when the run computes under autocast, else trl's old log-probs.
+        None (on-policy: trl uses the current log-probs) means the ratio is 1 by construction."""
+        if "sampling_per_token_logps" in inputs:
+            return inputs["sampling_per_token_logps"]
+        if not self.accelerator.native_amp:
+            return inputs.get("old_per_token_logps")
+        # Autocast is entered twice: by trl around the forward and by accelerate's wrapper of `model.forward`
+        # (the unwrapped forward is kept in `_original_forward`). Switch both off for one no-grad pass.
+        model = self.accelerator.unwrap_model(args[0])
+        wrapped, handler = model.__dict__.get("forward"), self.accelerator.autocast_handler
+        if "_original_forward" in model.__dict__:
+            model.forward = model._original_forward
+        self.accelerator.autocast_handler = AutocastKwargs(enabled=False)
+        try:
+            with torch.no_grad():
+                reference, _, _ = super()._get_per_token_logps_and_entropies(model, *args[1:], **kwargs)
+        finally:
+            self.accelerator.autocast_handler = handler
+            if wrapped is not None:
+                model.forward = wrapped
+        return reference
+
+    def _before_ratio(self, logps: torch.Tensor, inputs: dict, fresh: bool, noise_reference: torch.Tensor | None):
         mask = _loss_mask(inputs)
         old = inputs.get("old_per_token_logps")
         old = logps.detach() if old is None else old
@@ -110,7 +160,13 @@ class HarnessGRPOTrainer(GRPOTrainer):
             log_weights = log_importance_weights(self.level, logps.detach(), old, mask)
             low, high = ratio_extremes(log_weights, mask)
             moments = ratio_moments(log_weights, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high)
-            self._record(moments, {"is_ratio/min": low}, {"is_ratio/max": high}, reduce=True)
+            maxs = {"is_ratio/max": high}
+            if fresh:
+                reference = logps.detach() if noise_reference is None else noise_reference
+                noise, noise_max = noise_moments(logps.detach(), reference, mask)
+                moments |= noise
+                maxs |= noise_max
+            self._record(moments, {"is_ratio/min": low}, maxs, reduce=True)
         if self.level == "sequence_token":
             inputs["old_per_token_logps"] = gspo_token_old_logps(logps, old, mask)
 
@@ -132,7 +188,16 @@ class HarnessGRPOTrainer(GRPOTrainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.model.training:
             logs.update(self.metric_window.flush())
+            self._warn_if_noise_reaches_clip_range(logs)
         super().log(logs, start_time)
+
+    def _warn_if_noise_reaches_clip_range(self, logs: dict[str, float]) -> None:
+        """Warn once when the level's ratio noise is not well below its clip range: clipping then follows rounding."""
+        message = noise_warning(logs, self.level, self.epsilon_low, self.epsilon_high)
+        if message and self.noise_warning is None:
+            self.noise_warning = message
+            if self.accelerator.is_main_process:
+                print(f"harness: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _loss_mask(batch: dict) -> torch.Tensor:
