@@ -8,6 +8,8 @@ from harness.stats import (
     advantage_extremes,
     advantage_moments,
     finalize,
+    noise_moments,
+    noise_warning,
     ratio_extremes,
     ratio_moments,
 )
@@ -73,3 +75,28 @@ def test_window_adds_moments_exactly_and_keeps_extremes():
     assert stats["adv/mean_token"] == pytest.approx((6 + 12 + 10) / 12)
     assert (stats["adv/min"], stats["adv/max"]) == (1.0, 5.0)
     assert window.flush() == {}
+
+
+def test_noise_floor_by_hand():
+    logps = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, 0.0]])
+    sampling = torch.tensor([[-1.0, -2.003, -3.001], [-1.002, -1.0, 5.0]])  # last token of row 2 is padding
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    window = MetricWindow()
+    moments, maxima = noise_moments(logps, sampling, mask)
+    window.add({k: v.item() for k, v in moments.items()}, {}, {k: v.item() for k, v in maxima.items()})
+    out = window.flush()
+    assert out["is_ratio/noise_token_max"] == pytest.approx(0.003, abs=1e-6)
+    # log s_i: row 1 mean(0, .003, .001) = .004/3, row 2 mean(.002, 0) = .001
+    assert out["is_ratio/noise_seq_max"] == pytest.approx(0.004 / 3, abs=1e-6)
+    tokens = [0.0, 0.003, 0.001, 0.002, 0.0]
+    assert out["is_ratio/noise_token_rms"] == pytest.approx(math.sqrt(sum(x * x for x in tokens) / 5), rel=1e-4)
+    assert out["is_ratio/noise_seq_rms"] == pytest.approx(math.sqrt(((0.004 / 3) ** 2 + 0.001**2) / 2), rel=1e-4)
+
+
+def test_noise_warning_compares_the_levels_own_granularity_with_epsilon():
+    logs = {"is_ratio/noise_token_max": 2e-3, "is_ratio/noise_seq_max": 2e-5}
+    assert noise_warning(logs, "sequence", 3e-4, 4e-4) is None  # 2e-5 is well below 3e-4
+    assert noise_warning(logs, "token", 0.2, 0.28) is None
+    line = noise_warning({**logs, "is_ratio/noise_seq_max": 1e-4}, "sequence_token", 3e-4, 4e-4)
+    assert "importance_sampling=sequence_token" in line and "epsilon=0.0003" in line and "\n" not in line
+    assert noise_warning({}, "sequence", 3e-4, 4e-4) is None  # nothing measured in this window
