@@ -122,24 +122,6 @@ def noise_moments(
     return moments, maxima
 
 
-NOISE_FRACTION = 0.1  # "well below the clip range": an order of magnitude
-
-
-def noise_warning(logs: dict[str, float], level: str, epsilon_low: float, epsilon_high: float) -> str | None:
-    """One line when the noise at the level's own granularity is not well below the clip range, else None."""
-    granularity = "token" if level == "token" else "seq"
-    noise = logs.get(f"is_ratio/noise_{granularity}_max")
-    epsilon = min(epsilon_low, epsilon_high)
-    if noise is None or noise <= NOISE_FRACTION * epsilon:
-        return None
-    where = "token" if level == "token" else "sequence"
-    return (
-        f"importance_sampling={level}: the ratio's noise floor ({noise:.2g}, max {where}-level |log w| where every "
-        f"ratio should be 1) is not well below epsilon={epsilon:g}, so clipping follows rounding; "
-        "compute in float32 (trainer.bf16=false trainer.fp16=false)"
-    )
-
-
 def advantage_extremes(advantages: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(min, max) over valid tokens."""
     return _masked_extremes(_broadcast(advantages.to(torch.float32), mask), mask.bool())

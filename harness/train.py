@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.config import ConfigError, validate
+from harness.noise_floor import run_noise_floor
 from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
 
 
@@ -75,7 +76,7 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> di
         "reward_first": sum(r["reward"] for r in first) / len(first) if first else math.nan,
         "reward_last": objective_value(records, "reward", window),
         "clip": {k: v for k, v in (train[-1] if train else {}).items() if k.startswith("clip/") and "frac" in k},
-        "noise_floor": noise_floor(records),
+        "noise_floor": run_noise_floor(records),
         "epsilon": [cfg.importance_sampling.epsilon, cfg.importance_sampling.epsilon_high],
         "precision": OmegaConf.to_container(cfg.precision),
         "output_dir": str(output_dir),
@@ -85,16 +86,6 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> di
         summary["wandb_dir"] = str(Path(run.dir).parent)
         summary["wandb_mode"] = run.settings.mode
     return summary
-
-
-def noise_floor(records: list[dict]) -> dict:
-    """The run's ratio noise floor: the largest |log w| measured where every ratio should be 1 (see stats.py)."""
-    out = {}
-    for granularity in ("token", "seq"):
-        values = [r[f"is_ratio/noise_{granularity}_max"] for r in records if f"is_ratio/noise_{granularity}_max" in r]
-        if values:
-            out[f"{granularity}_max"] = max(values)
-    return out if len(out) == 2 else {}
 
 
 def print_summary(s: dict) -> None:

@@ -21,12 +21,12 @@ from trl import GRPOTrainer
 
 from harness.advantages import process_advantages
 from harness.importance import gspo_token_old_logps, log_importance_weights
+from harness.noise_floor import noise_warning
 from harness.stats import (
     MetricWindow,
     advantage_extremes,
     advantage_moments,
     noise_moments,
-    noise_warning,
     ratio_extremes,
     ratio_moments,
 )

@@ -74,6 +74,8 @@ def test_preset_multirun_ends_with_a_report(multirun):
     assert "Welch&#x27;s t-test" in html and "2 vs 2 seeds" in html
     # Outcome advantages are constant along a sequence: the page must say GSPO-token reduces to GSPO there.
     assert "GSPO-token computes GSPO&#x27;s gradient" in html
+    # The CPU default computes in float32: the ratio is exactly 1 where it should be.
+    assert "noise floor is at most 0, well below every level&#x27;s clip range" in html
 
 
 def test_cli_writes_self_contained_html_and_prints_paths(multirun, tmp_path, capsys):
@@ -256,3 +258,12 @@ def test_report_of_a_real_study(tmp_path):
     assert "<h2>Study: smoke</h2>" in html and "study_history.png" in {p.name for p in report.figures}
     best = json.loads((sweep / "best.json").read_text())
     assert f"<code>{escape(best['command'])}</code><br><span class='meta'>{best['dir']}</span>" in html
+
+
+def test_runs_whose_noise_floor_reaches_the_clip_range_are_flagged(tmp_path):
+    run_dir = tmp_path / "bf16"
+    result = run_cli("debug=fast", "logger=none", "trainer.bf16=true", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = build_report([run_dir], tmp_path / "out").html.read_text()
+    assert "GSPO-token (sequence_token) (process advantage): clip decisions there follow rounding" in html
+

@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 
+from harness.noise_floor import noise_warning
 from harness.stats import (
     MetricWindow,
     advantage_extremes,
     advantage_moments,
     finalize,
     noise_moments,
-    noise_warning,
     ratio_extremes,
     ratio_moments,
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.report import figures as fig
-from harness.report.findings import TABLE_METRICS, spread_notes, table, verdicts
+from harness.report.findings import TABLE_METRICS, noise_notes, spread_notes, table, verdicts
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
 from harness.report.runs import Run, load_runs
@@ -74,9 +74,12 @@ STEP_FIGURES = [
      ("Share of tokens (top) and of sequences (bottom: each sequence's clipped-token share, averaged) that the "
       "PPO-style clip cut off; comparable across levels."),
      [("clip/region_frac_token", "clipped, token-weighted"), ("clip/region_frac_seq", "clipped, seq-weighted")]),
-    ("is_ratio", "Importance ratio spread and effective sample size",
-     "Spread of the importance weights each level actually used, and their normalised ESS (1 = uniform weights).",
-     [("is_ratio/std", "IS ratio std"), ("is_ratio/ess", "effective sample size")]),
+    ("is_ratio", "Importance ratio spread, effective sample size and noise floor",
+     ("Spread of the importance weights each level actually used, their normalised ESS (1 = uniform weights), and "
+      "the ratio's noise floor: max sequence-level |log w| on the first step after generation, where exact "
+      "arithmetic gives 0; it must stay well below the clip range."),
+     [("is_ratio/std", "IS ratio std"), ("is_ratio/ess", "effective sample size"),
+      ("is_ratio/noise_seq_max", "noise floor (seq)")]),
     ("advantages", "Per-token advantage statistics",
      ("Within-sequence spread of the advantages: exactly 0 under outcome advantages, where GSPO-token reduces to "
       "GSPO; only a positive spread lets the two differ."),
@@ -111,7 +114,7 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
         task=task,
         runs=runs,
         verdicts=verdicts(groups),
-        notes=spread_notes(groups),
+        notes=spread_notes(groups) + noise_notes(groups),
         figures=[f for f in figures if f is not None],
         rows=table(groups, metrics),
         metrics=metrics,

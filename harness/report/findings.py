@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.noise_floor import noise_warning, run_noise_floor
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
 from harness.report.tstats import Estimate, welch_test
@@ -16,6 +17,7 @@ TABLE_METRICS = [
     ("is_ratio/std", "IS ratio std"),
     ("is_ratio/ess", "IS ratio ESS"),
     ("adv/within_seq_std", "within-seq adv std"),
+    ("is_ratio/noise_seq_max", "ratio noise floor, seq"),
 ]
 GSPO_TOKEN, BASELINES = "sequence_token", ("token", "sequence")
 ALPHA = 0.05
@@ -109,3 +111,28 @@ def spread_notes(groups: dict[Condition, list[Run]]) -> list[str]:
                 "in the final window), so GSPO-token's per-token gradient can differ from GSPO's."
             )
     return notes
+
+
+def noise_notes(groups: dict[Condition, list[Run]]) -> list[str]:
+    """Where the importance ratio's noise floor reaches a level's clip range, clipping follows rounding."""
+    noisy, floors = [], []
+    for condition, runs in groups.items():
+        for run in runs:
+            floor = run_noise_floor(run.records)
+            if not floor:
+                continue  # logged before the noise floor was measured
+            floors.append(floor["token_max"] if run.level == "token" else floor["seq_max"])
+            sampling = run.config["importance_sampling"]
+            logs = {f"is_ratio/noise_{key}": value for key, value in floor.items()}
+            if noise_warning(logs, run.level, sampling["epsilon"], sampling["epsilon_high"]):
+                noisy.append(f"{LEVEL_LABELS.get(run.level, run.level)} ({column_label(condition.column)})")
+                break
+    if noisy:
+        return [
+            f"The importance ratio's noise floor (|log w| where every ratio should be 1) is not well below the clip "
+            f"range for {', '.join(noisy)}: clip decisions there follow rounding, so those runs are not a fair "
+            "comparison; rerun in float32."
+        ]
+    if floors:
+        return [f"The importance ratio's noise floor is at most {max(floors):.2g}, well below every level's clip range."]
+    return []
