@@ -92,3 +92,19 @@ def test_bf16_raises_the_noise_floor_to_the_clip_range_and_warns_once(tmp_path):
     assert "importance_sampling=sequence_token" in warnings[0] and "epsilon=0.0003" in warnings[0]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["precision"]["autocast"] == "bf16"
+
+
+def run_on_isa(isa: str, run_dir, *overrides: str) -> list[dict]:
+    """A short default run with torch and oneDNN limited to `isa` (AVX2: a CPU without bf16 or AVX-512)."""
+    env = {"ATEN_CPU_CAPABILITY": isa.lower(), "ONEDNN_MAX_CPU_ISA": "AVX2" if isa == "AVX2" else "ALL"}
+    result = run_cli("logger=none", "trainer.max_steps=30", *overrides, f"hydra.run.dir={run_dir}", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"reward"' in line]
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512", reason="needs an AVX-512 CPU to compare")
+def test_float32_default_gives_the_same_numbers_with_and_without_bf16_hardware(tmp_path):
+    native, avx2 = run_on_isa("AVX512", tmp_path / "native"), run_on_isa("AVX2", tmp_path / "avx2")
+    for a, b in zip(native, avx2, strict=True):
+        assert a["reward"] == b["reward"] and a["clip/region_frac_token"] == b["clip/region_frac_token"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
