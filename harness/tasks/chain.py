@@ -1,10 +1,11 @@
 """A multi-step task with sparse step rewards: a chain of additions written out step by step.
 
-`3+4+5+2=` -> `7|2|4`: each step is the running sum mod 10 after the next operand, steps are separated by `|`, and
-the answer ends with the end-of-sequence token. Process supervision as published (DeepSeekMath §4.1.3, PRMs): the
-token reward scores each step on the token that ends it (the separator, or the end-of-sequence token for the last
-step) and is None on every other token; the sequence reward is the fraction of steps right, so both estimators
-chase one goal.
+`3+4+5+2=` -> `7|2|4`: each step is the running sum mod 10 after the next operand, steps end with the separator `|`
+and the answer with the end-of-sequence token. Process supervision as published (DeepSeekMath §4.1.3, PRMs): the
+token reward scores each step on the token that ends it and is None on every other token. Like a PRM's probability,
+a step's score is graded: the share of its characters in place, its terminator included (`|`, or end-of-sequence
+for the last step), so a random policy already earns some reward. The sequence reward is the mean step score over
+the expected steps, so both estimators chase one goal.
 """
 
 from __future__ import annotations
@@ -22,44 +23,50 @@ def chain_dataset(size: int, steps: int, seed: int):
     for _ in range(size):
         operands = [rng.randint(0, 9) for _ in range(steps + 1)]
         partial = [sum(operands[: k + 2]) % 10 for k in range(steps)]
-        rows.append(
-            {
-                "prompt": "+".join(map(str, operands)) + "=",
-                "target": SEPARATOR.join(map(str, partial)),
-            }
-        )
+        rows.append({"prompt": "+".join(map(str, operands)) + "=", "target": SEPARATOR.join(map(str, partial))})
     return Dataset.from_list(rows)
 
 
-def _step_right(k: int, text: str, expected: list[str], last: bool) -> float:
-    """Step k is right when it holds the expected value and ends the answer exactly when it is the last step."""
-    return float(k < len(expected) and text == expected[k] and last == (k == len(expected) - 1))
+def step_score(k: int, text: str, expected: list[str], terminated_as_last: bool | None) -> float:
+    """Score of the k-th step written as `text`: characters in place plus a right terminator, over len + 1.
+
+    `terminated_as_last` is True when the step ended the answer, False when a separator ended it, None when the
+    answer was cut off inside it (no terminator to credit).
+    """
+    if k >= len(expected):
+        return 0.0  # a step too many
+    goal = expected[k]
+    right = sum(a == b for a, b in zip(text, goal)) - max(len(text) - len(goal), 0)
+    ends_right = terminated_as_last is not None and terminated_as_last == (k == len(expected) - 1)
+    return max(right, 0) / (len(goal) + 1) + ends_right / (len(goal) + 1)
 
 
 def step_accuracy(completions: list[str], target: list[str], **_) -> list[float]:
-    """Fraction of the expected steps that are right."""
+    """Mean step score over the expected steps (the text of a completion has ended, so its last piece ends it)."""
     scores = []
     for text, goal in zip(completions, target):
-        expected, steps = goal.split(SEPARATOR), text.split(SEPARATOR)
-        right = sum(_step_right(k, step, expected, k == len(steps) - 1) for k, step in enumerate(steps))
-        scores.append(right / len(expected))
+        expected, pieces = goal.split(SEPARATOR), text.split(SEPARATOR)
+        total = sum(step_score(k, piece, expected, k == len(pieces) - 1) for k, piece in enumerate(pieces))
+        scores.append(total / len(expected))
     return scores
 
 
 def step_rewards(tokens: list[list[str]], target: list[str], eos_token: str, **_) -> list[list[float | None]]:
     """Per-token rewards: each step's score on the token that ends it, None elsewhere.
 
-    A step ends at a token containing the separator or at the end-of-sequence token; an answer cut off before the
-    end-of-sequence token leaves its last step unscored.
+    A step ends at a token containing the separator or at the end-of-sequence token; an answer cut off inside a step
+    has that step scored, without its terminator, on its last token.
     """
     rewards = []
     for row, goal in zip(tokens, target):
         expected, text, k, row_rewards = goal.split(SEPARATOR), "", 0, []
-        for token in row:
+        for position, token in enumerate(row):
             if token == eos_token or SEPARATOR in token:
                 head, _, tail = ("" if token == eos_token else token).partition(SEPARATOR)
-                row_rewards.append(_step_right(k, text + head, expected, token == eos_token))
+                row_rewards.append(step_score(k, text + head, expected, token == eos_token))
                 text, k = tail, k + 1
+            elif position == len(row) - 1:
+                row_rewards.append(step_score(k, text + token, expected, None))
             else:
                 row_rewards.append(None)
                 text += token
