@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -62,16 +63,28 @@ class Task:
 def build_task(cfg: DictConfig, eos_token: str) -> Task:
     """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
     dataset = instantiate(cfg.dataset)
-    functions = [CheckedReward(name, instantiate(spec.fn)) for name, spec in cfg.functions.items()]
+    functions = [
+        CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn")) for name, spec in cfg.functions.items()
+    ]
     token_function = None
     if cfg.get("token_function") is not None:
-        token_function = CheckedReward("token_function", instantiate(cfg.token_function), per_token=True)
+        function = _instantiate(cfg.token_function, "reward.token_function")
+        token_function = CheckedReward("token_function", function, per_token=True)
     task = Task(dataset, functions, token_function)
     try:
         _smoke_test(task, eos_token)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     return task
+
+
+def _instantiate(node: DictConfig, where: str):
+    """Instantiate a reward; a reward model that cannot load (bad path, bad label) is a config error."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{where}: {' '.join(str(cause).split())}") from error
 
 
 def _smoke_test(task: Task, eos_token: str) -> None:
@@ -83,7 +96,12 @@ def _smoke_test(task: Task, eos_token: str) -> None:
     for fn in task.functions:
         fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
     if task.token_function is not None:
-        tokens = [[eos_token] for _ in rows]
         task.token_function(
-            prompts=prompts, tokens=tokens, completion_ids=[[0] for _ in rows], eos_token=eos_token, **columns
+            prompts=prompts,
+            completions=["" for _ in rows],
+            tokens=[[eos_token] for _ in rows],
+            token_spans=[[(0, 0)] for _ in rows],
+            completion_ids=[[0] for _ in rows],
+            eos_token=eos_token,
+            **columns,
         )
