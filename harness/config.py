@@ -36,21 +36,6 @@ def config_groups() -> list[str]:
     return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
 
 
-def check_group_overrides(overrides: list[str]) -> None:
-    """Refuse `group=option` overrides naming an option that does not exist (also inside sweeps `a,b`)."""
-    groups = set(config_groups())
-    for override in overrides:
-        key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key not in groups or value in ("", "null"):
-            continue
-        if value.startswith(("choice(", "range(", "glob(", "[", "${")):
-            continue  # Hydra sweep syntax: Hydra itself lists the options
-        allowed = group_options(key)
-        for option in value.split(","):
-            if option not in allowed:
-                raise ConfigError(f"{key}={option} is not an option; allowed: {', '.join(allowed)}")
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)

@@ -13,7 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from harness.config import ConfigError, check_group_overrides
+from harness.config import ConfigError
+from harness.options import check_group_overrides
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -39,7 +40,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     try:
-        check_group_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
+        check_group_overrides(sys.argv[1:])
     except ConfigError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         raise SystemExit(2)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import build_trainer, grpo_config
-from harness.config import CONF_DIR, ConfigError, check_group_overrides, config_groups, group_options, validate
+from harness.config import CONF_DIR, ConfigError, config_groups, group_options, validate
+from harness.options import check_group_overrides
 from harness.trainer import HarnessGRPOTrainer
 from tests.conftest import compose_config, run_cli
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shlex
+from pathlib import Path
 
 from optuna.trial import TrialState
 
@@ -15,7 +16,25 @@ BEST_FILE = "best.json"
 
 
 def reproduce_command(overrides: list[str]) -> str:
-    return " ".join(["python", "-m", "harness.run", *map(shlex.quote, overrides)])
+    return " ".join(["python", "-m", "harness.run", *search_path_args(), *map(shlex.quote, overrides)])
+
+
+def search_path_args() -> list[str]:
+    """The options that gave this Hydra app its config search path: the user's own config dir must come along."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness.config import CONF_DIR
+
+    if not HydraConfig.initialized():
+        return []
+    hydra = HydraConfig.get()
+    args = []
+    for source in hydra.runtime.config_sources:
+        if source.provider == "command-line":
+            args += ["--config-dir", shlex.quote(source.path)]
+        elif source.provider == "main" and Path(source.path) != CONF_DIR:
+            args += ["--config-path", shlex.quote(source.path)]
+    return args + [shlex.quote(o) for o in hydra.overrides.hydra if o.startswith("hydra.searchpath")]
 
 
 def report_best(sweep: Sweep) -> float:
