@@ -18,6 +18,9 @@ from harness.config import ConfigError, check_group_overrides
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from harness import stop
+
+    stop.install()  # again: a launcher may run this job in a process that did not start through __main__
     from harness.slurm import run_id
     from harness.train import fail, run_job
 
@@ -35,11 +38,30 @@ def main(cfg: DictConfig) -> float:
         return run_job(cfg, output_dir, group, run_id=run_id(cfg.name, output_dir))  # requeued: same wandb run
     except ConfigError as error:
         fail(error, output_dir)
+    except stop.Interrupted as interrupted:  # everything is saved; the exit code tells the shell which signal
+        print(f"harness: {interrupted}", file=sys.stderr, flush=True)
+        raise SystemExit(interrupted.exit_code)
+
+
+def _literal_run_dir(args: list[str]) -> Path | None:
+    """`hydra.run.dir=DIR` given literally on a single run's command line (interpolations are Hydra's to resolve)."""
+    if "-m" in args or "--multirun" in args:
+        return None
+    values = [arg.partition("=")[2] for arg in args if arg.startswith("hydra.run.dir=")]
+    return Path(values[-1]) if values and "${" not in values[-1] else None
 
 
 if __name__ == "__main__":
+    from harness import stop
+
+    stop.install()  # a signal before the job starts exits at once, with one line instead of a traceback
     try:
         check_group_overrides([arg for arg in sys.argv[1:] if not arg.startswith("-")])
+        fixed_dir = _literal_run_dir(sys.argv[1:])
+        if fixed_dir is not None:  # before Hydra overwrites the existing run's .hydra/ files
+            from harness.train import check_fresh
+
+            check_fresh(fixed_dir)
     except ConfigError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         raise SystemExit(2)

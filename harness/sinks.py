@@ -90,7 +90,8 @@ def wandb_mode(cfg: DictConfig) -> str:
 
 @contextlib.contextmanager
 def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None = None) -> Iterator:
-    """One wandb run for one job, finished on every exit path (exit code 1 on an exception)."""
+    """One wandb run for one job, finished on every exit path (exit code 1 on an exception, 128 + signal when a
+    signal stopped it)."""
     if cfg.logger.name != "wandb" or not _is_main_process():
         yield None
         return
@@ -116,7 +117,9 @@ def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None 
     except BaseException:
         run.finish(exit_code=1)
         raise
-    run.finish()
+    from harness import stop
+
+    run.finish(exit_code=stop.exit_code())  # stopped by a signal: recorded as failed, with the process's exit code
 
 
 def _is_main_process() -> bool:

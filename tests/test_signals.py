@@ -1,0 +1,149 @@
+"""SIGINT/SIGTERM stop a real run at a step boundary and lose nothing: metrics, summary.json and the wandb offline
+run (read back with wandb's own tooling) are complete, the exit code names the signal, stderr ends with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from harness.study import Ledger
+from harness.train import wandb_command
+from tests.test_study import assert_budget, journal_study, running_trial_of, wait_for, worker_command
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_run(run_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m harness.run` in its own session, like a job a user or a scheduler would stop."""
+    command = [sys.executable, "-m", "harness.run", "debug=fast", f"hydra.run.dir={run_dir}", *overrides]
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    out, err = (open(run_dir.parent / f"{run_dir.name}.{s}", "w") for s in ("out", "err"))
+    with out, err:
+        return subprocess.Popen(
+            command, cwd=REPO, stdout=out, stderr=err, start_new_session=True, env={**os.environ, **(env or {})}
+        )
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [record["step"] for record in map(json.loads, lines) if "reward" in record]
+
+
+def stderr_of(run_dir: Path) -> str:
+    return (run_dir.parent / f"{run_dir.name}.err").read_text()
+
+
+def inspect_wandb(run_dir: Path) -> dict:
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    result = subprocess.run(
+        [wandb_command(), "leet", "inspect", "--summary", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    process = start_run(run_dir, "trainer.max_steps=300", "logger.mode=offline")
+    wait_for(lambda: len(logged_steps(run_dir)) >= 2, 240, "two logged steps", process)
+    sent = time.monotonic()
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signum)  # Ctrl-C reaches the whole process group, wandb's service process included
+    else:
+        process.send_signal(signum)  # what timeout, docker stop and SLURM send to the job
+    assert process.wait(timeout=60) == 128 + signum
+    print(f"{signum.name}: exit {time.monotonic() - sent:.1f} s after the signal")
+
+    err = stderr_of(run_dir)
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("harness:")]
+    assert ours == [err.strip().splitlines()[-1]], err[-2000:]
+    assert ours[0].startswith(f"harness: interrupted by {signum.name}: ")
+
+    steps = logged_steps(run_dir)  # every line parses; steps unique and increasing
+    assert steps == sorted(set(steps)) and 2 <= len(steps) and steps[-1] < 300
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] == steps[-1]
+    assert not (run_dir / "final_model").exists()
+
+    wandb = inspect_wandb(run_dir)
+    assert wandb["exit_code"] == 128 + signum and wandb["state"] == "failed"
+    assert wandb["step"] == steps[-1]  # the last logged step reached the wandb run
+    assert wandb["summary"]["status"] == "interrupted"
+
+
+def test_second_signal_exits_at_once(tmp_path):
+    """The first SIGTERM lands while a step is busy (a reward that sleeps 5 s once training is under way); the
+    second exits at once instead of waiting for the step to end."""
+    run_dir, marker = tmp_path / "run", tmp_path / "slow-step"
+    fn = "reward.functions.position_accuracy.fn._target_=tests.test_signals.slow_once_training"
+    process = start_run(run_dir, "trainer.max_steps=300", "logger=none", fn, env={"SLOW_STEP_MARKER": str(marker)})
+    wait_for(marker.exists, 240, "a slow step", process)
+    process.send_signal(signal.SIGTERM)
+    out = run_dir.parent / "run.out"
+    wait_for(lambda: "harness: got SIGTERM" in out.read_text(), 10, "the first signal's notice", process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    assert time.monotonic() - sent < 3  # the slow step had seconds left
+    err = stderr_of(run_dir)
+    assert err.strip().splitlines()[-1] == "harness: SIGTERM: exiting now" and "Traceback" not in err
+    assert not (run_dir / "summary.json").exists()
+
+
+_calls = {"n": 0}
+
+
+def slow_once_training(completions, **_):
+    """A reward that is fast for the check before the build and the first generations, then slow."""
+    _calls["n"] += 1
+    if _calls["n"] > 3:
+        Path(os.environ["SLOW_STEP_MARKER"]).touch()
+        time.sleep(5)
+    return [0.0] * len(completions)
+
+
+def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
+    """SIGTERM a study worker mid-trial: the trial goes back to the study (a FAIL that is retried, not counted) and
+    the same command run again completes the budget."""
+    sweep_dir = tmp_path / "study"
+    command = worker_command(sweep_dir, "sweep.n_trials=2", "trainer.max_steps=24")
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    check = running_trial_of(lambda: journal_study(sweep_dir), worker.pid, after_finished=0)
+    trial = wait_for(check, 240, "a running trial", worker)
+    wait_for(lambda: logged_steps(sweep_dir / f"trial-{trial.number:04d}"), 240, "a logged step", worker)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 143, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "Traceback" not in output
+    assert f"trial {trial.number} goes back to the study" in output.strip().splitlines()[-1]
+
+    trials = journal_study(sweep_dir).get_trials(deepcopy=False)
+    interrupted = trials[trial.number]
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["fail_reason"] == "worker interrupted by SIGTERM"
+    assert not Ledger.of(trials).failed  # given back: no failure counted against the budget
+    summary = json.loads((sweep_dir / f"trial-{trial.number:04d}" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = assert_budget(journal_study(sweep_dir), 2, sweep_dir)
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == interrupted.params
