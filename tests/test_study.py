@@ -25,6 +25,7 @@ from optuna.trial import FixedTrial, TrialState
 
 from harness.config import CONF_DIR, ConfigError
 from harness.study import JOURNAL_FILE, Ledger, parse_space, prepare, reproduce_command, suggest, trial_overrides
+from harness.study.worker import HOST, _fail_dead_local_trials, process_start
 
 REPO = Path(__file__).resolve().parent.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -194,6 +195,34 @@ def test_multirun_fan_out_refuses_sqlite(tmp_path):
     assert result.returncode == 2
     assert "SQLite locks under concurrent workers (2 here)" in result.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_journal_liveness_survives_pid_reuse(tmp_path):
+    """A RUNNING trial on the journal whose worker is gone while its PID now belongs to another live process (the
+    recorded start time differs) is failed and given back; a trial of a live worker is left alone."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        sweep = prepare(compose_sweep([f"sweep.dir={tmp_path}"]), [])
+    gone = subprocess.Popen(["sleep", "60"])  # the worker that ran the lost trial
+    gone_started = process_start(gone.pid)
+    gone.kill()
+    gone.wait()
+    time.sleep(0.05)  # start times count clock ticks (10 ms): the next process starts at a later one
+    reusing = subprocess.Popen(["sleep", "60"])  # a live, unrelated process with the PID the journal recorded
+    try:
+        lost, live = sweep.study.ask(), sweep.study.ask()
+        for trial, started in ((lost, gone_started), (live, process_start(reusing.pid))):
+            owner = {"host": HOST, "pid": reusing.pid, "started": started, "trial": trial.number, "slurm_job": None}
+            trial.set_user_attr("worker", owner)
+        _fail_dead_local_trials(sweep)
+    finally:
+        reusing.kill()
+        reusing.wait()
+    trials = sweep.study.get_trials(deepcopy=False)
+    assert trials[lost.number].state == TrialState.FAIL
+    assert trials[lost.number].user_attrs["fail_reason"] == f"worker pid {reusing.pid} died (host {HOST})"
+    assert given_back(trials, lost.number).state == TrialState.WAITING
+    assert trials[live.number].state == TrialState.RUNNING
+    assert Ledger.of(trials).running == 1 and not Ledger.of(trials).failed
 
 
 # --- a real study: pruning, one wandb run per trial, results, CLI -----------------------------------------------------
