@@ -34,12 +34,12 @@ def run_job(
     TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
     """
     validate(cfg)
+    check_fresh(output_dir)
     from harness import stop
     from harness.build import build_trainer, effective_precision
     from harness.sinks import MetricsSink, wandb_run
     from harness.slurm import resume_checkpoint
 
-    check_fresh(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.group = group  # record the effective group in config.yaml and the wandb config
