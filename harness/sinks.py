@@ -15,6 +15,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
+from harness import redact
+
 HISTOGRAM_BINS = 64  # wandb accepts at most 512
 
 
@@ -142,7 +144,7 @@ def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None 
         return
     import wandb
 
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = redact.masked(OmegaConf.to_container(cfg, resolve=True))
     run = wandb.init(
         project=cfg.logger.project,
         entity=cfg.logger.entity,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from harness import redact
 from harness.config import ConfigError, validate
 from harness.noise_floor import run_noise_floor
 from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
@@ -52,7 +53,7 @@ def run_job(
         cfg.precision = effective_precision(trainer)
     # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/slurm.py).
     checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE)
-    OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
+    (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
     with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
         trainer.train(trial=trial, resume_from_checkpoint=checkpoint)

@@ -407,6 +407,27 @@ def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
 
 
 @pytest.mark.e2e
+def test_storage_password_is_masked_in_everything_written(tmp_path, postgres_url):
+    """A worker started as a multirun on PostgreSQL with a password in the URL (trust auth accepts any): no file
+    under the sweep and Hydra directories, not the wandb run (which records the command line) and no output line
+    holds the password; Hydra's saved configs hold the masked URL."""
+    password = "Pa55w0rd-n0t-in-f1les"
+    url = postgres_url.replace("postgres@", f"postgres:{password}@")
+    command = worker_command(
+        tmp_path / "study", SHORT, "sweep.n_trials=1", f"sweep.storage={url}", "logger=wandb", "logger.mode=offline"
+    )
+    result = run([*command[:3], "-m", *command[3:], "worker=range(1)", f"hydra.sweep.dir={tmp_path / 'multirun'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "study" / "best.json").is_file() and list((tmp_path / "study").rglob("offline-run-*"))
+    masked = url.replace(password, "***")
+    assert f"storage: {masked}" in (tmp_path / "multirun" / "worker-0" / ".hydra" / "config.yaml").read_text()
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) > 20
+    assert [path for path in written if password.encode() in path.read_bytes()] == []
+    assert password not in result.stdout + result.stderr
+
+
+@pytest.mark.e2e
 def test_failures_are_isolated_and_bounded(tmp_path):
     """A config error (num_generations=3 does not divide the batch) and a NaN objective (a metric never logged) make
     their trials FAIL with the reason and the study goes on; a failure budget stops the study."""
