@@ -72,7 +72,7 @@ def run_job(
         (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
     if status == "interrupted":
-        where = f"{cfg.name} stopped at step {summary['steps']}; metrics, summary and wandb run are in {output_dir}"
+        where = f"{cfg.name} stopped at step {stopper.stopped_at}; metrics, summary and wandb run are in {output_dir}"
         raise stop.Interrupted(stop.requested(), where)
     return summary["objective"]
 
