@@ -38,7 +38,9 @@ def main(cfg: DictConfig) -> float:
             from harness.study import run_worker
 
             return run_worker(cfg, output_dir)
-        return run_job(cfg, output_dir, group, run_id=run_id(cfg.name, output_dir))  # requeued: same wandb run
+        objective = run_job(cfg, output_dir, group, run_id=run_id(cfg.name, output_dir))  # requeued: same wandb run
+        stop.raise_if_requested(f"{cfg.name} finished its steps")  # the signal came after the last step
+        return objective
     except ConfigError as error:
         fail(error, output_dir)
     except stop.Interrupted as interrupted:  # everything is saved; the exit code tells the shell which signal

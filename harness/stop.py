@@ -107,8 +107,8 @@ def stop_callback():
         stopped_at: int | None = None
 
         def on_step_end(self, args, state, control, **kwargs):
-            if _agreed(args) is None:
-                return
+            if _agreed(args) is None or state.global_step >= state.max_steps:
+                return  # no request, or the last step: the run is complete anyway
             self.stopped_at = state.global_step
             control.should_training_stop = True
             control.should_log = True  # the steps since the last log are logged, not lost

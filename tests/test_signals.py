@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from harness.study import Ledger
-from harness.train import wandb_command
+from tests.conftest import wandb_summary
 from tests.test_study import assert_budget, journal_study, running_trial_of, wait_for, worker_command
 
 pytestmark = pytest.mark.e2e
@@ -44,17 +44,6 @@ def stderr_of(run_dir: Path) -> str:
     return (run_dir.parent / f"{run_dir.name}.err").read_text()
 
 
-def inspect_wandb(run_dir: Path) -> dict:
-    (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    result = subprocess.run(
-        [wandb_command(), "leet", "inspect", "--summary", "--json", str(offline)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum):
     run_dir = tmp_path / "run"
@@ -80,7 +69,7 @@ def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum
     assert summary["status"] == "interrupted" and summary["steps"] == steps[-1]
     assert not (run_dir / "final_model").exists()
 
-    wandb = inspect_wandb(run_dir)
+    wandb = wandb_summary(run_dir)
     assert wandb["exit_code"] == 128 + signum and wandb["state"] == "failed"
     assert wandb["step"] == steps[-1]  # the last logged step reached the wandb run
     assert wandb["summary"]["status"] == "interrupted"
