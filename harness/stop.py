@@ -72,8 +72,9 @@ def requested() -> int | None:
 
 
 def exit_code() -> int:
-    """What the process will exit with if it stops now: 0, or 128 + the stop signal."""
-    return 128 + _state["signum"] if "signum" in _state else 0
+    """What the process will exit with if it stops now: 0, or 128 + the stop signal. A preemption does not count:
+    that job ends through its requeue (harness/slurm.py), or completes when it came after the last step."""
+    return 0 if "signum" not in _state or _state["checkpoint"] else 128 + _state["signum"]
 
 
 def reset() -> None:
@@ -93,7 +94,7 @@ def graceful() -> Iterator[None]:
 
 def raise_if_requested(what: str) -> None:
     """At a safe point between units of work (e.g. trials): unwind with the exit code of the stop signal."""
-    if "signum" in _state:
+    if exit_code():
         raise Interrupted(_state["signum"], what)
 
 

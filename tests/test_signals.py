@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from harness import stop
 from harness.study import Ledger
-from tests.conftest import wandb_summary
+from harness.train import run_job
+from tests.conftest import compose_config, wandb_summary
 from tests.test_study import assert_budget, journal_study, running_trial_of, wait_for, worker_command
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +138,45 @@ def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
     trials = assert_budget(journal_study(sweep_dir), 2, sweep_dir)
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == interrupted.params
+
+
+def test_preemption_request_checkpoints_at_the_step_and_raises(tmp_path):
+    """SLURM's warning signal shares the stop mechanism (harness/slurm.py `_flag` asks for a checkpoint): training
+    stops at that step, saves a complete checkpoint there and raises Preempted for submitit to requeue."""
+    from transformers import TrainerCallback
+
+    class WarningSignalAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                stop.request(signal.SIGUSR2, checkpoint=True)
+
+    cfg = compose_config("debug=fast", "logger=none", "trainer.max_steps=8")
+    try:
+        with pytest.raises(stop.Preempted, match="checkpoint saved at step 3"):
+            run_job(cfg, tmp_path, group="test", callbacks=[WarningSignalAtStep3()])
+    finally:
+        stop.reset()
+    assert [p.name for p in (tmp_path / "trainer").glob("checkpoint-*")] == ["checkpoint-3"]
+    assert (tmp_path / "trainer" / "checkpoint-3" / "trainer_state.json").is_file()
+    assert logged_steps(tmp_path)[-1] == 3  # the step was logged before the checkpoint
+    assert not (tmp_path / "summary.json").exists()  # the requeued job finishes the run
+
+
+def test_signal_at_the_last_step_keeps_the_finished_run(tmp_path):
+    """A stop asked for during the last step changes nothing in the run (complete, final model saved); only the
+    exit code (harness/run.py) still tells that a signal came."""
+    from transformers import TrainerCallback
+
+    class SignalAtLastStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == state.max_steps:
+                stop.request(signal.SIGTERM)
+
+    cfg = compose_config("debug=fast", "logger=none")
+    try:
+        run_job(cfg, tmp_path, group="test", callbacks=[SignalAtLastStep()])
+        assert stop.exit_code() == 143
+    finally:
+        stop.reset()
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "finished"
+    assert (tmp_path / "final_model").is_dir()
