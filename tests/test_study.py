@@ -225,6 +225,25 @@ def test_journal_liveness_survives_pid_reuse(tmp_path):
     assert Ledger.of(trials).running == 1 and not Ledger.of(trials).failed
 
 
+def test_process_start_reads_proc_stat_whatever_the_command_name(tmp_path):
+    """The command name in /proc/PID/stat may hold spaces and parentheses; the start time is read after it, and
+    agrees with psutil's (accelerate's dependency), which computes it from the same field."""
+    psutil = pytest.importorskip("psutil")
+    rename = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'w) (x y', 0, 0, 0); print(flush=True); time.sleep(60)"
+    odd = subprocess.Popen([sys.executable, "-c", rename], stdout=subprocess.PIPE)
+    try:
+        odd.stdout.readline()  # renamed
+        assert psutil.Process(odd.pid).name() == "w) (x y"
+        ticks = os.sysconf("SC_CLK_TCK")
+        assert process_start(odd.pid) / ticks + psutil.boot_time() == pytest.approx(
+            psutil.Process(odd.pid).create_time()
+        )
+    finally:
+        odd.kill()
+        odd.wait()
+    assert process_start(odd.pid) is None  # gone
+
+
 # --- a real study: pruning, one wandb run per trial, results, CLI -----------------------------------------------------
 @pytest.fixture(scope="module")
 def pruned_study(tmp_path_factory):
