@@ -427,9 +427,9 @@ def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
 
 @pytest.mark.e2e
 def test_storage_password_is_masked_in_everything_written(tmp_path, postgres_url):
-    """A worker started as a multirun on PostgreSQL with a password in the URL (trust auth accepts any): no file
-    under the sweep and Hydra directories, not the wandb run (which records the command line) and no output line
-    holds the password; Hydra's saved configs hold the masked URL."""
+    """A worker started as a multirun on PostgreSQL with a password in the URL (trust auth accepts any), then the
+    report of the study: no file under the sweep, Hydra and report directories, not the wandb run (which records
+    the command line) and no output line holds the password; Hydra's saved configs hold the masked URL."""
     password = "Pa55w0rd-n0t-in-f1les"
     url = postgres_url.replace("postgres@", f"postgres:{password}@")
     command = worker_command(
@@ -440,10 +440,13 @@ def test_storage_password_is_masked_in_everything_written(tmp_path, postgres_url
     assert (tmp_path / "study" / "best.json").is_file() and list((tmp_path / "study").rglob("offline-run-*"))
     masked = url.replace(password, "***")
     assert f"storage: {masked}" in (tmp_path / "multirun" / "worker-0" / ".hydra" / "config.yaml").read_text()
+    report = [sys.executable, "-m", "harness.report", str(tmp_path / "study"), f"--storage={url}", "--study=smoke"]
+    reported = run([*report, f"--out={tmp_path / 'report'}"])
+    assert reported.returncode == 0 and "Study: smoke" in (tmp_path / "report" / "report.html").read_text()
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert len(written) > 20
     assert [path for path in written if password.encode() in path.read_bytes()] == []
-    assert password not in result.stdout + result.stderr
+    assert password not in result.stdout + result.stderr + reported.stdout + reported.stderr
 
 
 @pytest.mark.e2e
