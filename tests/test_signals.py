@@ -46,7 +46,7 @@ def stderr_of(run_dir: Path) -> str:
     return (run_dir.parent / f"{run_dir.name}.err").read_text()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda signum: signum.name)
 def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum):
     run_dir = tmp_path / "run"
     process = start_run(run_dir, "trainer.max_steps=300", "logger.mode=offline")
@@ -112,7 +112,7 @@ def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
     """SIGTERM a study worker mid-trial: the trial goes back to the study (a FAIL that is retried, not counted) and
     the same command run again completes the budget."""
     sweep_dir = tmp_path / "study"
-    command = worker_command(sweep_dir, "sweep.n_trials=2", "trainer.max_steps=24")
+    command = worker_command(sweep_dir, "sweep.n_trials=1", "trainer.max_steps=16")
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         worker = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -135,9 +135,9 @@ def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
 
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    trials = assert_budget(journal_study(sweep_dir), 2, sweep_dir)
+    trials = assert_budget(journal_study(sweep_dir), 1, sweep_dir)  # two trials stored, one counted
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
-    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == interrupted.params
+    assert len(trials) == 2 and len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == interrupted.params
 
 
 def test_preemption_request_checkpoints_at_the_step_and_raises(tmp_path):
