@@ -20,8 +20,6 @@ from harness.train import run_job
 from tests.conftest import compose_config, wandb_summary
 from tests.test_study import assert_budget, journal_study, running_trial_of, wait_for, worker_command
 
-pytestmark = pytest.mark.e2e
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,6 +44,7 @@ def stderr_of(run_dir: Path) -> str:
     return (run_dir.parent / f"{run_dir.name}.err").read_text()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda signum: signum.name)
 def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum):
     run_dir = tmp_path / "run"
@@ -77,6 +76,7 @@ def test_signal_stops_run_at_step_boundary_and_keeps_everything(tmp_path, signum
     assert wandb["summary"]["status"] == "interrupted"
 
 
+@pytest.mark.e2e
 def test_second_signal_exits_at_once(tmp_path):
     """The first SIGTERM lands while a step is busy (a reward that sleeps 5 s once training is under way); the
     second exits at once instead of waiting for the step to end."""
@@ -108,6 +108,7 @@ def slow_once_training(completions, **_):
     return [0.0] * len(completions)
 
 
+@pytest.mark.e2e
 def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
     """SIGTERM a study worker mid-trial: the trial goes back to the study (a FAIL that is retried, not counted) and
     the same command run again completes the budget."""
@@ -137,9 +138,15 @@ def test_interrupted_study_worker_gives_its_trial_back(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     trials = assert_budget(journal_study(sweep_dir), 1, sweep_dir)  # two trials stored, one counted
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
-    assert len(trials) == 2 and len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == interrupted.params
+    assert (
+        len(trials) == 2
+        and len(retry) == 1
+        and retry[0].state == TrialState.COMPLETE
+        and retry[0].params == interrupted.params
+    )
 
 
+@pytest.mark.e2e
 def test_preemption_request_checkpoints_at_the_step_and_raises(tmp_path):
     """SLURM's warning signal shares the stop mechanism (harness/slurm.py `_flag` asks for a checkpoint): training
     stops at that step, saves a complete checkpoint there and raises Preempted for submitit to requeue."""
@@ -162,6 +169,7 @@ def test_preemption_request_checkpoints_at_the_step_and_raises(tmp_path):
     assert not (tmp_path / "summary.json").exists()  # the requeued job finishes the run
 
 
+@pytest.mark.e2e
 def test_signal_at_the_last_step_keeps_the_finished_run(tmp_path):
     """A stop asked for during the last step changes nothing in the run (complete, final model saved); only the
     exit code (harness/run.py) still tells that a signal came."""
@@ -180,3 +188,26 @@ def test_signal_at_the_last_step_keeps_the_finished_run(tmp_path):
         stop.reset()
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "finished"
     assert (tmp_path / "final_model").is_dir()
+
+
+def test_handlers_leave_signals_that_others_handle_alone():
+    """submitit ignores SIGTERM in SLURM jobs (harness/slurm.py relies on it) and a shell starts background jobs
+    with SIGINT ignored: installing keeps those, and takes over only default dispositions."""
+
+    def submitit_bypass(signum, frame):
+        pass
+
+    saved = {signum: signal.getsignal(signum) for signum in stop.SIGNALS}
+    try:
+        signal.signal(signal.SIGTERM, submitit_bypass)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop.install()
+        assert signal.getsignal(signal.SIGTERM) is submitit_bypass
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop.install()
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is stop._on_signal
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
