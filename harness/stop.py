@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -90,6 +91,13 @@ def graceful() -> Iterator[None]:
         yield
     finally:
         _state["jobs"] -= 1
+
+
+def wait(seconds: float) -> None:
+    """Sleep, but only until a stop is requested: `time.sleep` resumes after a signal handler returns."""
+    deadline = time.monotonic() + seconds
+    while "signum" not in _state and time.monotonic() < deadline:
+        time.sleep(min(0.2, deadline - time.monotonic()))
 
 
 def raise_if_requested(what: str) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -209,5 +210,21 @@ def test_handlers_leave_signals_that_others_handle_alone():
         stop.install()
         assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is stop._on_signal
     finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_waiting_worker_wakes_on_a_signal():
+    """A study worker waiting for other workers' trials (heartbeat interval) reacts within a fraction of a second."""
+    saved = {signum: signal.getsignal(signum) for signum in stop.SIGNALS}
+    stop.install()
+    try:
+        with stop.graceful():
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            started = time.monotonic()
+            stop.wait(10)
+            assert time.monotonic() - started < 1 and stop.exit_code() == 143
+    finally:
+        stop.reset()
         for signum, handler in saved.items():
             signal.signal(signum, handler)

@@ -7,7 +7,6 @@ import os
 import random
 import socket
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +86,7 @@ def work(sweep: Sweep) -> float:
                 study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
             elif ledger.running and sweep.heartbeats:
                 # Only running trials are left: wait, so that one lost with its worker is given back and run here.
-                time.sleep(sweep.spec["heartbeat_interval"])
+                stop.wait(sweep.spec["heartbeat_interval"])
             else:
                 break
     return report_best(sweep)
