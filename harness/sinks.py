@@ -6,11 +6,16 @@ import contextlib
 import json
 import math
 import os
+import socket
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
+
+from harness import redact
 
 HISTOGRAM_BINS = 64  # wandb accepts at most 512
 
@@ -77,26 +82,69 @@ def _progress_line(record: dict, max_steps: int) -> str:
     return f"step {record['step']}/{max_steps} {values}"
 
 
+PROBE_TIMEOUT_S = 3.0  # wandb itself waits 90 s for its server, then fails the run
+
+
 def wandb_mode(cfg: DictConfig) -> str:
-    """`auto` is online only when credentials are configured (env key or `wandb login`'s netrc entry)."""
+    """`auto` is online only when credentials are configured (env key or `wandb login`'s netrc entry) and the
+    server answers within PROBE_TIMEOUT_S; otherwise offline, said in one line when credentials were there."""
     if cfg.mode != "auto":
         return cfg.mode
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-    return "online" if os.environ.get("WANDB_API_KEY") or logged_in else "offline"
+    if not (os.environ.get("WANDB_API_KEY") or logged_in):
+        return "offline"
+    url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    problem = unreachable(url)
+    if problem is None:
+        return "online"
+    print(f"harness: wandb server {url} unreachable ({problem}): logging offline, `wandb sync` later", file=sys.stderr)
+    return "offline"
+
+
+def unreachable(url: str) -> str | None:
+    """Why no TCP connection to `url` (or to the proxy the environment sets for it) opens within PROBE_TIMEOUT_S;
+    None when one does. Name resolution counts against the time too: it runs in a thread that is not waited for."""
+    import urllib.parse
+    import urllib.request
+
+    try:
+        target = urllib.parse.urlsplit(url)
+        proxy = urllib.request.getproxies().get(target.scheme)
+        if proxy and not urllib.request.proxy_bypass(target.hostname or ""):
+            target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        address = (target.hostname, target.port or (443 if target.scheme == "https" else 80))
+    except ValueError as error:  # e.g. a port out of range
+        return str(error)
+    if not address[0]:
+        return "no host in the URL"
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(error.strerror or str(error) or type(error).__name__)
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(PROBE_TIMEOUT_S)
+    return outcome[0] if outcome else f"no answer within {PROBE_TIMEOUT_S:g} s"
 
 
 @contextlib.contextmanager
 def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None = None) -> Iterator:
-    """One wandb run for one job, finished on every exit path (exit code 1 on an exception)."""
+    """One wandb run for one job, finished on every exit path (exit code 1 on an exception, 128 + signal when a
+    signal stopped it)."""
     if cfg.logger.name != "wandb" or not _is_main_process():
         yield None
         return
     import wandb
 
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = redact.masked(OmegaConf.to_container(cfg, resolve=True))
     run = wandb.init(
         project=cfg.logger.project,
         entity=cfg.logger.entity,
@@ -116,7 +164,9 @@ def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None 
     except BaseException:
         run.finish(exit_code=1)
         raise
-    run.finish()
+    from harness import stop
+
+    run.finish(exit_code=stop.exit_code())  # stopped by a signal: recorded as failed, with the process's exit code
 
 
 def _is_main_process() -> bool:

@@ -19,26 +19,21 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-_state: dict = {}  # "armed": inside a launcher job; "signum": the warning signal arrived
-
-
-class Preempted(BaseException):
-    """Raised once the checkpoint is saved after the warning signal. Not an Exception, so that neither Hydra's job
-    runner nor an Optuna worker's trial loop records the job or trial as failed on the way out."""
+from harness import stop
+from harness.stop import Preempted  # noqa: F401  (raised once the checkpoint is saved; re-exported for callers)
 
 
 @contextlib.contextmanager
 def requeue_on_preemption() -> Iterator[None]:
-    """Around one Hydra job run by submitit (hydra_plugins/harness_launcher): the warning signal only sets a flag
-    that the training loop acts on; `Preempted` then hands over to submitit's own handler, which stores the
-    resubmission, runs `scontrol requeue` and exits. Requeueing last matters: SLURM terminates every process of the
-    job when it requeues, wandb's service process included, so the run must be finished by then."""
+    """Around one Hydra job run by submitit (hydra_plugins/harness_launcher): the warning signal only asks the
+    training loop to checkpoint and stop (harness/stop.py); `Preempted` then hands over to submitit's own handler,
+    which stores the resubmission, runs `scontrol requeue` and exits. Requeueing last matters: SLURM terminates every
+    process of the job when it requeues, wandb's service process included, so the run must be finished by then."""
     from submitit import JobEnvironment
 
     signum = JobEnvironment._usr_sig()
     submitit_handler = signal.getsignal(signum)
     signal.signal(signum, _flag)
-    _state["armed"] = True
     try:
         yield
     except Preempted:
@@ -46,35 +41,18 @@ def requeue_on_preemption() -> Iterator[None]:
         submitit_handler(signum, None)
         raise  # a handler that returned must not turn the preemption into a success
     finally:
-        _state.clear()
+        stop.reset()
         signal.signal(signum, submitit_handler)
 
 
 def _flag(signum, frame) -> None:
-    print(f"harness: got {signal.Signals(signum).name}: checkpoint at the end of this step, then requeue", flush=True)
-    _state["signum"] = signum
+    stop.say(1, f"harness: got {signal.Signals(signum).name}: checkpoint at the end of this step, then requeue")
+    stop.request(signum, checkpoint=True)
 
 
-def preemption_callbacks() -> list:
-    """The callback that checkpoints after the warning signal, inside a launcher job; else nothing."""
-    return [_preemption_checkpoint()] if _state.get("armed") else []
-
-
-def _preemption_checkpoint():
-    """A TrainerCallback, built here so that importing this module stays light (Optuna workers use `job_key`)."""
-    from transformers import TrainerCallback
-
-    class PreemptionCheckpoint(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if "signum" in _state:  # a complete optimizer step: nothing half-applied in the checkpoint
-                control.should_save = True  # saved even with save_strategy "no"
-                control.should_training_stop = True
-
-        def on_save(self, args, state, control, **kwargs):
-            if "signum" in _state:
-                raise Preempted(f"checkpoint saved at step {state.global_step}")
-
-    return PreemptionCheckpoint()
+def requeued() -> bool:
+    """Whether this is a SLURM job restarted by a requeue (its directory holds the earlier attempt's run)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
 
 
 def resume_checkpoint(trainer_dir: Path, metrics_file: Path) -> tuple[str | None, list[dict]]:
@@ -83,7 +61,7 @@ def resume_checkpoint(trainer_dir: Path, metrics_file: Path) -> tuple[str | None
 
     Records logged after the checkpoint are dropped from `metrics_file`: the resumed run logs those steps again.
     """
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
+    if not requeued():
         return None, []
     # transformers writes trainer_state.json last: a checkpoint without it was cut short by a kill.
     complete = [path for path in trainer_dir.glob("checkpoint-*") if (path / "trainer_state.json").is_file()]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from harness import redact
 from harness.config import ConfigError, validate
 from harness.noise_floor import run_noise_floor
 from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
@@ -34,42 +35,66 @@ def run_job(
     TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
     """
     validate(cfg)
+    check_fresh(output_dir)
+    from harness import stop
     from harness.build import build_trainer, effective_precision
     from harness.sinks import MetricsSink, wandb_run
-    from harness.slurm import preemption_callbacks, resume_checkpoint
+    from harness.slurm import resume_checkpoint
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.group = group  # record the effective group in config.yaml and the wandb config
     sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
+    stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
     # Building checks the trainer fields and calls the rewards once before it writes anything.
-    trainer = build_trainer(cfg, output_dir, [sink, *callbacks, *preemption_callbacks()])
+    trainer = build_trainer(cfg, output_dir, [sink, *callbacks, stopper])
     sink.trainer = trainer
     with open_dict(cfg):
         cfg.precision = effective_precision(trainer)
     # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/slurm.py).
     checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE)
-    OmegaConf.save(cfg, output_dir / CONFIG_FILE, resolve=True)
-    with wandb_run(cfg, output_dir, group, run_id) as run:
+    (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
+    with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
         trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
-        if not any(getattr(callback, "pruned", False) for callback in callbacks):  # pruned trials exit checkpoint-free
+        if stopper.stopped_at is not None:
+            status = "interrupted"
+        elif any(getattr(callback, "pruned", False) for callback in callbacks):
+            status = "pruned"
+        else:
+            status = "finished"
+        if status == "finished":  # pruned and interrupted runs exit checkpoint-free
             trainer.save_model(str(output_dir / "final_model"))
-        summary = summarize(sink.records, cfg, output_dir, run)
+        summary = summarize(sink.records, cfg, output_dir, run, status)
         if run is not None:
-            run.summary["objective"] = summary["objective"]
+            run.summary.update({"objective": summary["objective"], "status": status})
     if trainer.accelerator.is_main_process:
         (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
+    if status == "interrupted":
+        where = f"{cfg.name} stopped at step {stopper.stopped_at}; metrics, summary and wandb run are in {output_dir}"
+        raise stop.Interrupted(stop.requested(), where)
     return summary["objective"]
 
 
-def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> dict:
+def check_fresh(output_dir: Path) -> None:
+    """Refuse a run directory that already holds a run: appending would mix two runs' steps in one metrics file.
+    A requeued SLURM job is the exception: it resumes its own run there (harness/slurm.py)."""
+    from harness.slurm import requeued
+
+    if (output_dir / METRICS_FILE).exists() and not requeued():
+        raise ConfigError(
+            f"{output_dir} already holds a run ({METRICS_FILE}); choose another hydra.run.dir or move it away"
+        )
+
+
+def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, status: str = "finished") -> dict:
     train = [r for r in records if "reward" in r]
     window = cfg.objective.last_n
     first = train[:window]
     summary = {
         "name": cfg.name,
+        "status": status,  # finished, pruned (Optuna) or interrupted (SIGINT/SIGTERM)
         "steps": max((r["step"] for r in records), default=0),
         "objective_metric": cfg.objective.metric,
         "objective": objective_value(records, cfg.objective.metric, window),
@@ -90,7 +115,9 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run) -> di
 
 def print_summary(s: dict) -> None:
     lines = [
-        f"harness: {s['name']} finished {s['steps']} steps",
+        f"harness: {s['name']} finished {s['steps']} steps"
+        if s["status"] == "finished"
+        else f"harness: {s['name']} {s['status']} at step {s['steps']}",
         f"  reward: {s['reward_first']:.3f} (first logs) -> {s['reward_last']:.3f} (last logs)",
         f"  objective ({s['objective_metric']}, last logs): {s['objective']:.4f}",
     ]

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,15 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: floa
         text=True,
         timeout=timeout,
     )
+
+
+def wandb_summary(job_dir: Path) -> dict:
+    """The job's one offline wandb run as wandb's own tooling reads it back: config, summary, state, exit code."""
+    from harness.train import wandb_command
+
+    (run_dir,) = (job_dir / "wandb").glob("offline-run-*")
+    inspect = [wandb_command(), "leet", "inspect", "--summary", "--json", str(run_dir)]
+    return json.loads(subprocess.run(inspect, capture_output=True, text=True, check=True).stdout)
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,47 @@ def test_two_process_training_run(tmp_path):
     assert [r["step"] for r in records if "reward" in r] == [2, 4]  # written once, by rank 0
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
     assert "clip/region_frac_seq" in records[0] and "adv/within_seq_std" in records[0]
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """SIGTERM to one rank only (as `kill PID` or a node-local signal does): a rank that stopped alone would leave
+    the other waiting in a collective. The ranks agree on the stop (harness/stop.py), end at the same step, and the
+    run is saved."""
+    import re
+    import signal
+    import time
+
+    import psutil
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+        "-m", "harness.run", "debug=fast", "logger.mode=offline", "trainer.per_device_train_batch_size=6",
+        "trainer.num_generations=4", "trainer.max_steps=300", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        agent = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        metrics = run_dir / "metrics.jsonl"
+        deadline = time.monotonic() + 300
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+            assert agent.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
+            time.sleep(0.2)
+        ranks = psutil.Process(agent.pid).children()  # the agent's children are the two ranks
+        assert len(ranks) == 2
+        ranks[-1].send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)  # a rank left waiting in a collective would hang here
+    finally:
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+    stopped = re.findall(r"harness: interrupted by SIGTERM: \S+ stopped at step (\d+);", err.read_text())
+    assert len(stopped) == 2 and stopped[0] == stopped[1], err.read_text()[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] == int(stopped[0])
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if "reward" in line]
+    assert steps == sorted(set(steps)) and steps[-1] == int(stopped[0])

@@ -15,7 +15,7 @@ import yaml
 from harness.report.__main__ import main as report_main
 from harness.report.build import build_report
 from harness.report.figures import LEVEL_COLORS
-from harness.report.runs import ReportInputError
+from harness.report.runs import ReportInputError, load_run
 from harness.report.tstats import t_quantile, t_two_sided_p, welch_test
 from tests.conftest import ROOT, run_cli
 
@@ -267,3 +267,15 @@ def test_runs_whose_noise_floor_reaches_the_clip_range_are_flagged(tmp_path):
     html = build_report([run_dir], tmp_path / "out").html.read_text()
     assert "GSPO-token (sequence_token) (process advantage): clip decisions there follow rounding" in html
 
+
+def test_interrupted_runs_are_skipped_with_a_warning(tmp_path):
+    """A run stopped by SIGINT/SIGTERM has no final window (a study reran its trial under another number)."""
+    config = {"reward": {"name": "copy"}, "importance_sampling": {"level": "token"}, "advantage": {"name": "outcome"}}
+    (tmp_path / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "reward": 0.5}\n{"step": 3, "reward": 0.25}\n')
+    (tmp_path / "summary.json").write_text('{"status": "finished", "steps": 3}')
+    warnings: list[str] = []
+    assert load_run(tmp_path, warnings) is not None and not warnings
+    (tmp_path / "summary.json").write_text('{"status": "interrupted", "steps": 3}')
+    assert load_run(tmp_path, warnings) is None
+    assert warnings == [f"skipping {tmp_path}: interrupted by a signal after 2 logged step(s)"]

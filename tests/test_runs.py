@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.train import run_job, wandb_command
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, run_cli, wandb_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -62,13 +62,7 @@ def test_wandb_offline_run_read_back_with_wandb_tooling(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{wandb_command()} leet" in result.stdout and f"{wandb_command()} sync" in result.stdout
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
-    inspect = subprocess.run(
-        [wandb_command(), "leet", "inspect", "--summary", "--json", str(run_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    state = json.loads(inspect.stdout)
+    state = wandb_summary(tmp_path)
     summary = state["summary"]
     for prefix in ("adv/", "clip/", "is_ratio/"):
         assert any(key.startswith(prefix) for key in summary), prefix

@@ -25,6 +25,7 @@ from optuna.trial import FixedTrial, TrialState
 
 from harness.config import CONF_DIR, ConfigError
 from harness.study import JOURNAL_FILE, Ledger, parse_space, prepare, reproduce_command, suggest, trial_overrides
+from harness.study.worker import HOST, _fail_dead_local_trials, process_start
 
 REPO = Path(__file__).resolve().parent.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -194,6 +195,53 @@ def test_multirun_fan_out_refuses_sqlite(tmp_path):
     assert result.returncode == 2
     assert "SQLite locks under concurrent workers (2 here)" in result.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_journal_liveness_survives_pid_reuse(tmp_path):
+    """A RUNNING trial on the journal whose worker is gone while its PID now belongs to another live process (the
+    recorded start time differs) is failed and given back; a trial of a live worker is left alone."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        sweep = prepare(compose_sweep([f"sweep.dir={tmp_path}"]), [])
+    gone = subprocess.Popen(["sleep", "60"])  # the worker that ran the lost trial
+    gone_started = process_start(gone.pid)
+    gone.kill()
+    gone.wait()
+    time.sleep(0.05)  # start times count clock ticks (10 ms): the next process starts at a later one
+    reusing = subprocess.Popen(["sleep", "60"])  # a live, unrelated process with the PID the journal recorded
+    try:
+        lost, live = sweep.study.ask(), sweep.study.ask()
+        for trial, started in ((lost, gone_started), (live, process_start(reusing.pid))):
+            owner = {"host": HOST, "pid": reusing.pid, "started": started, "trial": trial.number, "slurm_job": None}
+            trial.set_user_attr("worker", owner)
+        _fail_dead_local_trials(sweep)
+    finally:
+        reusing.kill()
+        reusing.wait()
+    trials = sweep.study.get_trials(deepcopy=False)
+    assert trials[lost.number].state == TrialState.FAIL
+    assert trials[lost.number].user_attrs["fail_reason"] == f"worker pid {reusing.pid} died (host {HOST})"
+    assert given_back(trials, lost.number).state == TrialState.WAITING
+    assert trials[live.number].state == TrialState.RUNNING
+    assert Ledger.of(trials).running == 1 and not Ledger.of(trials).failed
+
+
+def test_process_start_reads_proc_stat_whatever_the_command_name(tmp_path):
+    """The command name in /proc/PID/stat may hold spaces and parentheses; the start time is read after it, and
+    agrees with psutil's (accelerate's dependency), which computes it from the same field."""
+    psutil = pytest.importorskip("psutil")
+    rename = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'w) (x y', 0, 0, 0); print(flush=True); time.sleep(60)"
+    odd = subprocess.Popen([sys.executable, "-c", rename], stdout=subprocess.PIPE)
+    try:
+        odd.stdout.readline()  # renamed
+        assert psutil.Process(odd.pid).name() == "w) (x y"
+        ticks = os.sysconf("SC_CLK_TCK")
+        assert process_start(odd.pid) / ticks + psutil.boot_time() == pytest.approx(
+            psutil.Process(odd.pid).create_time()
+        )
+    finally:
+        odd.kill()
+        odd.wait()
+    assert process_start(odd.pid) is None  # gone
 
 
 # --- a real study: pruning, one wandb run per trial, results, CLI -----------------------------------------------------
@@ -375,6 +423,30 @@ def test_two_workers_on_postgres_with_kill(tmp_path, postgres_url):
     retry = given_back(trials, killed)
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED) and retry.params == lost.params
     assert retry.user_attrs["worker"]["pid"] == survivor.pid
+
+
+@pytest.mark.e2e
+def test_storage_password_is_masked_in_everything_written(tmp_path, postgres_url):
+    """A worker started as a multirun on PostgreSQL with a password in the URL (trust auth accepts any), then the
+    report of the study: no file under the sweep, Hydra and report directories, not the wandb run (which records
+    the command line) and no output line holds the password; Hydra's saved configs hold the masked URL."""
+    password = "Pa55w0rd-n0t-in-f1les"
+    url = postgres_url.replace("postgres@", f"postgres:{password}@")
+    command = worker_command(
+        tmp_path / "study", SHORT, "sweep.n_trials=1", f"sweep.storage={url}", "logger=wandb", "logger.mode=offline"
+    )
+    result = run([*command[:3], "-m", *command[3:], "worker=range(1)", f"hydra.sweep.dir={tmp_path / 'multirun'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "study" / "best.json").is_file() and list((tmp_path / "study").rglob("offline-run-*"))
+    masked = url.replace(password, "***")
+    assert f"storage: {masked}" in (tmp_path / "multirun" / "worker-0" / ".hydra" / "config.yaml").read_text()
+    report = [sys.executable, "-m", "harness.report", str(tmp_path / "study"), f"--storage={url}", "--study=smoke"]
+    reported = run([*report, f"--out={tmp_path / 'report'}"])
+    assert reported.returncode == 0 and "Study: smoke" in (tmp_path / "report" / "report.html").read_text()
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) > 20
+    assert [path for path in written if password.encode() in path.read_bytes()] == []
+    assert password not in result.stdout + result.stderr + reported.stdout + reported.stderr
 
 
 @pytest.mark.e2e

@@ -101,6 +101,10 @@ def load_run(path: Path, warnings: list[str]) -> Run | None:
         return None
     if not (path / SUMMARY_FILE).is_file():  # run_job writes it last
         warnings.append(f"{path}: no {SUMMARY_FILE} (unfinished or killed): using its {len(records)} logged step(s)")
+    elif json.loads((path / SUMMARY_FILE).read_text()).get("status") == "interrupted":
+        # Its last logs are not a final window; a study reran the trial under another number.
+        warnings.append(f"skipping {path}: interrupted by a signal after {len(records)} logged step(s)")
+        return None
     return Run(path, config, sorted(records, key=lambda r: r["step"]), histograms)
 
 

@@ -45,7 +45,9 @@ def open_storage(storage: str):
     import optuna
 
     if "://" in storage:
-        return optuna.storages.RDBStorage(storage)
+        from harness.study.backends import engine_kwargs, with_driver  # postgresql:// through psycopg2
+
+        return optuna.storages.RDBStorage(with_driver(storage), engine_kwargs=engine_kwargs(storage))
     from optuna.storages.journal import JournalFileBackend
 
     if not Path(storage).is_file():

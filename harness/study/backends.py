@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
 
 import optuna
 
+from harness import redact
 from harness.config import ConfigError
 from harness.study.hydra_glue import one_line
 from harness.study.space import Param
@@ -126,8 +126,4 @@ def probe(url: str) -> None:
             pass
         engine.dispose()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:  # ImportError: the URL's driver is missing
-        raise ConfigError(f"sweep.storage={_redact(url)} is unreachable: {one_line(error)}") from None
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", str(url))
+        raise ConfigError(redact.mask(f"sweep.storage={url} is unreachable: {one_line(error)}")) from None

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from harness import redact
 from harness.study.plan import Sweep
 
 BEST_FILE = "best.json"
 
 
 def reproduce_command(overrides: list[str]) -> str:
-    return " ".join(["python", "-m", "harness.run", *search_path_args(), *map(shlex.quote, overrides)])
+    return redact.mask(" ".join(["python", "-m", "harness.run", *search_path_args(), *map(shlex.quote, overrides)]))
 
 
 def search_path_args() -> list[str]:
@@ -49,7 +50,7 @@ def report_best(sweep: Sweep) -> float:
         print("  no completed trial yet", flush=True)
         return math.nan
     best = study.best_trial
-    record = best_record(sweep.name, best, sweep.spec["objective"]["metric"])
+    record = redact.masked(best_record(sweep.name, best, sweep.spec["objective"]["metric"]))
     path = sweep.dir / BEST_FILE
     temporary = path.with_suffix(f".{os.getpid()}.tmp")  # workers may finish together: replace atomically
     temporary.write_text(json.dumps(record, indent=2) + "\n")

@@ -7,7 +7,6 @@ import os
 import random
 import socket
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from harness import slurm
+from harness import slurm, stop
 from harness.run_dir import window_mean
 from harness.study.backends import build_sampler
 from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
@@ -62,8 +61,8 @@ def run_worker(cfg: DictConfig, output_dir: Path) -> float:
     sweep = prepare(cfg, job_overrides, hydra_cfg.job.config_name, fan_out(hydra_cfg))
     try:
         return work(sweep)
-    except StudyStopped as stop:
-        print(f"harness: error: {stop}", file=sys.stderr, flush=True)
+    except StudyStopped as stopped:
+        print(f"harness: error: {stopped}", file=sys.stderr, flush=True)
         raise SystemExit(1)
 
 
@@ -71,23 +70,25 @@ def work(sweep: Sweep) -> float:
     """Run trials until the budget is spent; then print and write the best trial."""
     study = sweep.study
     print(f"harness: study {sweep.name} (worker {sweep.worker}) in {sweep.dir}", flush=True)
-    _resume_requeued_trial(sweep)
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
-        _fail_dead_local_trials(sweep)  # journal: trials whose local worker process is gone -> FAIL + retry
-        ledger = Ledger.of(study.get_trials(deepcopy=False))
-        _check_failures(ledger, sweep)
-        if ledger.waiting or ledger.finished + ledger.running < sweep.spec["n_trials"]:
-            study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, study))
-            # One ask -> objective -> tell; Optuna adds the heartbeat thread (RDB) and pops WAITING retries first.
-            study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
-        elif ledger.running and sweep.heartbeats:
-            # Only running trials are left: wait, so that one lost with its worker is given back and run here.
-            time.sleep(sweep.spec["heartbeat_interval"])
-        else:
-            break
+    with stop.graceful():  # SIGINT/SIGTERM: the running trial stops at a step boundary and goes back to the study
+        _resume_requeued_trial(sweep)
+        while True:
+            stop.raise_if_requested(f"study {sweep.name} (worker {sweep.worker}) stopped between trials")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
+            _fail_dead_local_trials(sweep)  # journal: trials whose local worker process is gone -> FAIL + retry
+            ledger = Ledger.of(study.get_trials(deepcopy=False))
+            _check_failures(ledger, sweep)
+            if ledger.waiting or ledger.finished + ledger.running < sweep.spec["n_trials"]:
+                study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, study))
+                # One ask -> objective -> tell; Optuna adds the heartbeat thread (RDB) and pops WAITING retries first.
+                study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
+            elif ledger.running and sweep.heartbeats:
+                # Only running trials are left: wait, so that one lost with its worker is given back and run here.
+                stop.wait(sweep.spec["heartbeat_interval"])
+            else:
+                break
     return report_best(sweep)
 
 
@@ -144,24 +145,43 @@ def _fail_dead_local_trials(sweep: Sweep) -> None:
         if owner.get("slurm_job"):  # a requeued SLURM worker resumes its trial: lost only once its job is gone
             if slurm.job_alive(owner["slurm_job"]):
                 continue
-        elif owner.get("host") != HOST or _alive(owner.get("pid")):
+        elif owner.get("host") != HOST or _alive(owner.get("pid"), owner.get("started")):
             continue
-        trial_id = trial._trial_id  # Optuna has no public trial id; storage calls need it
         lost = f"SLURM job {owner['slurm_job']} ended" if owner.get("slurm_job") else f"worker pid {owner['pid']} died"
-        sweep.storage.set_trial_user_attr(trial_id, "fail_reason", f"{lost} (host {owner.get('host')})")
-        try:
-            sweep.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-        trials = sweep.study.get_trials(deepcopy=False)
-        if not any(trial.number in t.system_attrs.get("retry_history", []) for t in trials):
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(sweep.spec["max_retry"])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                retry(sweep.study, sweep.storage.get_trial(trial_id))
+        # Optuna has no public trial id; storage calls need it.
+        _give_back(sweep, trial._trial_id, f"{lost} (host {owner.get('host')})", sweep.spec["max_retry"])
 
 
-def _alive(pid) -> bool:
+def _give_back(sweep: Sweep, trial_id: int, reason: str, max_retry: int | None) -> None:
+    """FAIL the trial with `reason` and enqueue its retry (same parameters) unless it was retried already; the
+    Ledger then counts the retry, not the FAIL. `max_retry=None`: retry whatever the history (not the trial's fault).
+    """
+    sweep.storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    try:
+        sweep.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # another worker got there first
+    failed = sweep.storage.get_trial(trial_id)
+    if any(failed.number in t.system_attrs.get("retry_history", []) for t in sweep.study.get_trials(deepcopy=False)):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry)(sweep.study, failed)
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), None where there is no /proc.
+    PID and start time together name one process: a PID alone may since belong to another one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])  # fields after the command name, which may hold spaces
+
+
+def _alive(pid, started: int | None = None) -> bool:
+    """Whether the process that ran a trial still runs: its PID exists and, when its start time was recorded,
+    the process with that PID started then (PIDs are reused)."""
     if not isinstance(pid, int):
         return True  # unknown owner: never take a trial away from it
     if pid == os.getpid():
@@ -172,17 +192,31 @@ def _alive(pid) -> bool:
         return False
     except PermissionError:
         pass
-    return True
+    return started is None or process_start(pid) in (started, None)
 
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     """One trial: compose its config, train with `trial` (reporting and pruning), return the objective."""
-    owner = {"host": HOST, "pid": os.getpid(), "trial": trial.number, "slurm_job": slurm.job_key()}
+    pid = os.getpid()
+    owner = {
+        "host": HOST,
+        "pid": pid,
+        "started": process_start(pid),
+        "trial": trial.number,
+        "slurm_job": slurm.job_key(),
+    }
     trial.set_user_attr("worker", owner)
     try:
         return _train_trial(sweep, trial)
-    except (optuna.TrialPruned, slurm.Preempted):  # preempted: the requeued worker resumes the trial
+    except (optuna.TrialPruned, stop.Preempted):  # preempted: the requeued worker resumes the trial
         raise
+    except stop.Interrupted as interrupted:  # not the trial's fault: it goes back to the study, uncounted
+        _give_back(sweep, trial._trial_id, f"worker interrupted by {interrupted.signal_name}", max_retry=None)
+        raise stop.Interrupted(
+            interrupted.signum,
+            f"study {sweep.name} (worker {sweep.worker}) stopped; trial {trial.number} goes back to the study: "
+            "run the same command to finish",
+        ) from None
     except BaseException as error:  # kept on the trial; Optuna marks it FAIL and the study goes on
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {one_line(error)}")
         raise
