@@ -22,28 +22,25 @@ def tiny_config(tokenizer, **kwargs):
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def prm_dir(tmp_path_factory):
-    from transformers import Qwen2ForTokenClassification
+def save_tiny_classifier(kind: str, path, num_labels: int):
+    """A random-init Qwen2 classifier of `kind` with the character tokenizer, saved like a downloaded model."""
+    import transformers
 
     tokenizer = build_char_tokenizer()
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("prm")
-    Qwen2ForTokenClassification(tiny_config(tokenizer, num_labels=2)).save_pretrained(path)
+    getattr(transformers, kind)(tiny_config(tokenizer, num_labels=num_labels)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def prm_dir(tmp_path_factory):
+    return save_tiny_classifier("Qwen2ForTokenClassification", tmp_path_factory.mktemp("prm"), num_labels=2)
 
 
 @pytest.fixture(scope="module")
 def rm_dir(tmp_path_factory):
-    from transformers import Qwen2ForSequenceClassification
-
-    tokenizer = build_char_tokenizer()
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("rm")
-    Qwen2ForSequenceClassification(tiny_config(tokenizer, num_labels=1)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_classifier("Qwen2ForSequenceClassification", tmp_path_factory.mktemp("rm"), num_labels=1)
 
 
 @pytest.fixture(scope="module")
