@@ -62,7 +62,7 @@ class Task:
 
 def build_task(cfg: DictConfig, eos_token: str) -> Task:
     """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
-    dataset = instantiate(cfg.dataset)
+    dataset = _instantiate(cfg.dataset, "reward.dataset")
     functions = [
         CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn")) for name, spec in cfg.functions.items()
     ]
@@ -79,7 +79,7 @@ def build_task(cfg: DictConfig, eos_token: str) -> Task:
 
 
 def _instantiate(node: DictConfig, where: str):
-    """Instantiate a reward; a reward model that cannot load (bad path, bad label) is a config error."""
+    """Instantiate a dataset or reward; one that refuses its arguments (a bad path, label or size) is a config error."""
     try:
         return instantiate(node)
     except InstantiationException as error:

@@ -18,6 +18,8 @@ SEPARATOR = "|"
 def chain_dataset(size: int, steps: int, seed: int):
     from datasets import Dataset
 
+    if steps < 1:
+        raise ValueError(f"steps={steps} must be >= 1")
     rng = random.Random(seed)
     rows = []
     for _ in range(size):
