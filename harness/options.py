@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.config import group_options as package_group_options
 
 APP_FILE = str(Path(__file__).with_name("run.py"))  # @hydra.main's file: a relative --config-path starts there
 
@@ -39,6 +40,15 @@ def group_options(loader, group: str, config_name: str, overrides: list[str]) ->
     `group` is not a config group."""
     options = loader.get_group_options(group, config_name=config_name, overrides=_searchpath(overrides))
     return [o for o in options if not o.startswith("_")]  # `_name` files are shared includes
+
+
+def app_group_options(group: str) -> list[str]:
+    """The options of `group` in the running Hydra app (its --config-dir included), else in the package's conf/."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return package_group_options(group)
+    return group_options(GlobalHydra.instance().config_loader(), group, "config", [])
 
 
 def _searchpath(overrides: list[str]) -> list[str]:

@@ -10,7 +10,8 @@ import optuna
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.compose import compose
-from harness.config import ConfigError, Run, check_value, config_groups, group_options, key_type, parse
+from harness.config import ConfigError, Run, check_value, config_groups, key_type, parse
+from harness.options import app_group_options
 
 PARAM_FIELDS = ("key", "type", "low", "high", "log", "step", "choices", "when")
 _ABSENT = object()
@@ -104,7 +105,7 @@ def _parse_choices(where, label, key, spec, groups, when) -> Param:
     if not isinstance(choices, list) or not choices:
         raise ConfigError(f"{where}.choices is empty; give at least one value")
     if key in groups:
-        allowed = group_options(key)
+        allowed = app_group_options(key)
         for choice in choices:
             if choice not in allowed:
                 raise ConfigError(
