@@ -35,16 +35,8 @@ from harness.schema import did_you_mean, one_line
 # Hydra's flags that take a value, and those that print something and build nothing (or rerun a pickled job).
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
 INFO_FLAGS = {
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--version",
-    "--info",
-    "-i",
-    "--shell-completion",
-    "-sc",
-    "--experimental-rerun",
-}
+    "--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc", "--experimental-rerun"
+}  # fmt: skip
 MODE_FLAGS = {"--run": "-r", "--multirun": "-m", "--cfg": "-c"}  # Hydra takes one of these at most
 FLAGS = VALUE_FLAGS | INFO_FLAGS | set(MODE_FLAGS) | set(MODE_FLAGS.values()) | {"--resolve"}
 MAX_CHECKED_JOBS = 64  # a multirun's jobs composed up front; each job is checked again when it starts
