@@ -85,6 +85,6 @@ if __name__ == "__main__":
 
             check_fresh(fixed_dir)
     except ConfigError as error:
-        print(f"harness: error: {error}", file=sys.stderr)
+        print(f"harness: error: {redact.mask(str(error))}", file=sys.stderr)  # a storage URL's password, say
         raise SystemExit(2)
     main()

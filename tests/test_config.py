@@ -241,6 +241,7 @@ BAD_INPUTS = [
     ("study name", ["sweep=smoke", "sweep.name=a/b"], "sweep.name='a/b' must be letters, digits, _ or -"),
     ("study budget", ["sweep=smoke", "sweep.n_trials=abc"], "sweep.n_trials='abc' must be an integer >= 1"),
     ("space choice of an own option", ["--config-dir", "examples/reverse/conf", "sweep=reverse_lr", "+sweep.space.task={{key:reward,choices:[copy,reversee]}}"], "sweep.space.task.choices: 'reversee' is not an option of reward; allowed: addition, chain, copy, gsm8k, reverse"),
+    ("password in a bad override", ["sweep=smoke", "sweep.storag=postgresql://u:secret@h/db"], "Could not override 'sweep.storag'. To append to your config use +sweep.storag=postgresql://u:***@h/db"),
     ("study metric", ["sweep=smoke", "sweep.objective.metric=rewrd"], "sweep.objective.metric='rewrd' is not a metric this run logs; did you mean reward?"),
 ]  # fmt: skip
 STUDY_FILES = {
