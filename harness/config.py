@@ -42,7 +42,7 @@ class Model:
 
     source: Literal["tiny", "local", "hub"] = doc(text="`tiny`: built in code; `local`: a saved directory; `hub`")
     path: str | None = doc(None, "local: a directory saved with `save_pretrained`; hub: a model id")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = doc("auto", "weights dtype (local, hub)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = doc(None, "local, hub: the weights' dtype")
     characters: str | None = doc(None, "tiny: the tokenizer's characters, one token each")
     hidden_size: int | None = ranged(None, gt=0, doc="tiny")
     intermediate_size: int | None = ranged(None, gt=0, doc="tiny")
@@ -259,6 +259,7 @@ def check_rules(run: Run) -> None:
     require(len(reward.functions) > 0, f"reward.functions is empty for reward={reward.name}; give at least one")
     check_model(run.model)
     check_generation_batch(run)
+    check_logging(run)
     require("/" not in run.name and run.name.strip(), f"name={run.name!r} must be non-empty and without '/'")
     check_metric(run, run.objective.metric, "objective.metric")
 
@@ -293,6 +294,9 @@ def check_model(model: Model) -> None:
         for key in TINY_ONLY:
             require(getattr(model, key) is not None, f"model.{key} is required with model.source=tiny")
         require(
+            model.dtype is None, "model.dtype only applies to model.source=local or hub (tiny is float32); remove it"
+        )
+        require(
             model.hidden_size % model.num_heads == 0,
             f"model.num_heads={model.num_heads} must divide model.hidden_size={model.hidden_size}",
         )
@@ -300,7 +304,8 @@ def check_model(model: Model) -> None:
         return
     for key in TINY_ONLY:
         require(getattr(model, key) is None, f"model.{key} only applies to model.source=tiny; remove it")
-    require(bool(model.path), f"model.path is required with model.source={model.source}")
+    for key in ("path", "dtype"):
+        require(bool(getattr(model, key)), f"model.{key} is required with model.source={model.source}")
     if model.source == "local":
         path = Path(model.path)
         require(path.is_dir(), f"model.path={model.path} is not a directory")
@@ -320,6 +325,17 @@ def check_generation_batch(run: Run) -> None:
         generation_batch % generations == 0,
         f"trainer.num_generations={generations} does not divide the generation batch of {generation_batch} "
         f"(per_device_train_batch_size x processes x steps_per_generation); pick a divisor of {generation_batch}",
+    )
+
+
+def check_logging(run: Run) -> None:
+    """A run that never logs has no objective (NaN) and nothing to compare."""
+    every, steps = run.trainer_value("logging_steps"), run.trainer_value("max_steps")
+    require(run.trainer_value("logging_strategy") != "no", "trainer.logging_strategy=no: the run would log nothing")
+    require(
+        not every > steps >= 1,
+        f"trainer.logging_steps={every} with trainer.max_steps={steps}: the run would log nothing; "
+        "make logging_steps <= max_steps",
     )
 
 
