@@ -74,4 +74,3 @@ def effective_precision(trainer) -> dict:
         "weights": str(weights).removeprefix("torch."),
         "lm_head": "float32" if args.cast_lm_head_to_fp32 else str(weights).removeprefix("torch."),
     }
-
