@@ -12,6 +12,7 @@ GSPO-token reduces to. Also times `python -m harness.run --cfg job` (the config 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -46,21 +47,21 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
     from trl import GRPOTrainer
 
     from harness.build import build_trainer, grpo_config
-    from harness.config import validate
-    from tests.conftest import compose_config
+    from tests.conftest import parse_config
 
     # Identical workloads: every train() call re-seeds, and a vanishing learning rate keeps both policies at the
     # same weights, so both trainers sample the same completions each round; only the harness's own work differs.
-    cfg = compose_config(
+    run = parse_config(
         f"importance_sampling={level}", f"advantage={advantage}", "logger=none", f"trainer.max_steps={steps}",
         "trainer.learning_rate=1e-12",
     )  # fmt: skip
-    validate(cfg)
     harness_timer, bare_timer = StepTimer(), StepTimer()
-    harness = build_trainer(cfg, workdir / f"{level}-{advantage}-harness", [harness_timer])
-    bare_cfg = cfg.copy()
-    bare_cfg.importance_sampling.level = "token" if level == "sequence_token" else level
-    bare_args = grpo_config(bare_cfg, workdir / f"{level}-{advantage}-bare")
+    harness = build_trainer(run, workdir / f"{level}-{advantage}-harness", [harness_timer])
+    bare_level = "token" if level == "sequence_token" else level
+    bare_run = dataclasses.replace(
+        run, importance_sampling=dataclasses.replace(run.importance_sampling, level=bare_level)
+    )
+    bare_args = grpo_config(bare_run, workdir / f"{level}-{advantage}-bare")
     bare = GRPOTrainer(
         model=str(workdir / f"{level}-{advantage}-harness" / "initial_model"),
         processing_class=harness.processing_class,

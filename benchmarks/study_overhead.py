@@ -25,17 +25,14 @@ STUDY = "smoke"
 def build_seconds(overrides: list[str], workdir: Path, repeats: int = 3) -> float:
     """Median time of building model + trainer (tokenizer, task, model, GRPOTrainer) for the study's config."""
     sys.path.insert(0, str(ROOT))
-    from hydra import compose, initialize_config_dir
-
     from harness.build import build_trainer
-    from harness.config import CONF_DIR
+    from tests.conftest import parse_config
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["debug=fast", "logger=none", *overrides])
+    run = parse_config("debug=fast", "logger=none", *overrides)
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        build_trainer(cfg, workdir / f"build{i}", [])
+        build_trainer(run, workdir / f"build{i}", [])
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])  # the first build pays one-off imports
 

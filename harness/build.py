@@ -1,38 +1,39 @@
-"""Build the trainer from a validated config: GRPOConfig, task (dataset + rewards), model, HarnessGRPOTrainer."""
+"""Build the trainer from a parsed config (`harness.config.Run`): GRPOConfig, task (dataset + rewards), model,
+HarnessGRPOTrainer."""
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from harness.config import check_grpo_fields
+from harness.config import Run
 
 
-def grpo_config(cfg: DictConfig, output_dir: Path):
-    """GRPOConfig from `trainer` plus the level, clip range and loss type of `importance_sampling` and the weights of
-    `reward.functions` (in their order, which is the order of the reward functions handed to the trainer)."""
+def grpo_config(run: Run, output_dir: Path):
+    """GRPOConfig from `trainer` plus the fields other groups own (harness.config.TRAINER_OWNERS): the level, clip
+    range and loss type of `importance_sampling`, the seed, and the weights of `reward.functions` (in their order,
+    which is the order of the reward functions handed to the trainer)."""
     from trl import GRPOConfig
 
-    check_grpo_fields(cfg.trainer, {f.name for f in dataclasses.fields(GRPOConfig)})
-    sampling = cfg.importance_sampling
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    kwargs.update(
-        output_dir=str(output_dir / "trainer"),
-        seed=cfg.seed,
-        importance_sampling_level=sampling.level,
-        epsilon=sampling.epsilon,
-        epsilon_high=sampling.epsilon_high,
-        loss_type=sampling.loss_type,
-        max_completion_length=cfg.reward.max_completion_length,
-        report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
-        reward_weights=[float(spec.get("weight", 1.0)) for spec in cfg.reward.functions.values()],
-    )
-    return GRPOConfig(**kwargs)
+    sampling = run.importance_sampling
+    with warnings.catch_warnings():
+        # trl 1.16 defaults gradient_checkpointing, transformers' deprecated alias: a FutureWarning on every run
+        warnings.filterwarnings("ignore", "`gradient_checkpointing", FutureWarning)
+        return GRPOConfig(
+            **run.trainer,
+            output_dir=str(output_dir / "trainer"),
+            seed=run.seed,
+            importance_sampling_level=sampling.level,
+            epsilon=sampling.epsilon,
+            epsilon_high=sampling.epsilon_high,
+            loss_type=sampling.loss_type,
+            max_completion_length=run.reward.max_completion_length,
+            report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
+            reward_weights=[spec.weight for spec in run.reward.functions.values()],
+        )
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
+def build_trainer(run: Run, output_dir: Path, callbacks: list):
     from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils.logging import disable_progress_bar
@@ -41,12 +42,12 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
     from harness.rewards import build_task
     from harness.trainer import HarnessGRPOTrainer
 
-    args = grpo_config(cfg, output_dir)
-    tokenizer = build_tokenizer(cfg.model)
-    task = build_task(cfg.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    args = grpo_config(run, output_dir)
+    tokenizer = build_tokenizer(run.model)
+    task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
-        model = build_model(cfg.model, tokenizer, output_dir)
-    process = cfg.advantage.estimator == "process"
+        model = build_model(run.model, tokenizer, output_dir)
+    process = run.advantage.estimator == "process"
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -55,7 +56,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list):
         train_dataset=task.dataset,
         callbacks=callbacks,
         token_reward=task.token_function if process else None,
-        gamma=cfg.advantage.get("gamma", 1.0),
+        gamma=run.advantage.gamma if process else 1.0,
     )
     disable_progress_bar()  # no "Writing model shards" bars in the job log
     # MetricsSink prints a compact line per log instead of transformers' full dicts.
@@ -73,4 +74,3 @@ def effective_precision(trainer) -> dict:
         "weights": str(weights).removeprefix("torch."),
         "lm_head": "float32" if args.cast_lm_head_to_fp32 else str(weights).removeprefix("torch."),
     }
-

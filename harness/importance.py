@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-LEVELS = ("token", "sequence", "sequence_token")
+from harness.config import LEVELS
 
 
 def sequence_log_ratio(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from omegaconf import DictConfig
+from harness.config import Model
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 # Characters the embedded tasks use; every character is one token so token-level rewards map 1:1 to characters.
@@ -20,8 +20,6 @@ def build_char_tokenizer(characters: str = DEFAULT_CHARACTERS):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    if len(set(characters)) != len(characters):
-        raise ValueError(f"model.characters has repeated characters: {characters!r}")
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS.values())}
     for char in characters:
         vocab[char] = len(vocab)
@@ -32,7 +30,7 @@ def build_char_tokenizer(characters: str = DEFAULT_CHARACTERS):
     return tokenizer
 
 
-def build_tiny_model(tokenizer, cfg: DictConfig):
+def build_tiny_model(tokenizer, cfg: Model):
     """A small Qwen2-style causal LM with random init (seeded), sized by `cfg`."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -57,7 +55,7 @@ def build_tiny_model(tokenizer, cfg: DictConfig):
     return model
 
 
-def build_tokenizer(cfg: DictConfig):
+def build_tokenizer(cfg: Model):
     if cfg.source == "tiny":
         return build_char_tokenizer(cfg.characters)
     from transformers import AutoTokenizer
@@ -68,7 +66,7 @@ def build_tokenizer(cfg: DictConfig):
     return tokenizer
 
 
-def build_model(cfg: DictConfig, tokenizer, output_dir: Path):
+def build_model(cfg: Model, tokenizer, output_dir: Path):
     """The policy, loaded from a path so that a reference model (beta > 0) can be reloaded the way trl does it.
 
     The tiny model is written to `output_dir/initial_model` (with its tokenizer) first; that directory is also a
@@ -77,7 +75,7 @@ def build_model(cfg: DictConfig, tokenizer, output_dir: Path):
     from transformers import AutoModelForCausalLM
 
     if cfg.source != "tiny":
-        return AutoModelForCausalLM.from_pretrained(cfg.path, dtype=cfg.get("dtype", "auto"))
+        return AutoModelForCausalLM.from_pretrained(cfg.path, dtype=cfg.dtype)
     path = output_dir / "initial_model"
     if not (path / "config.json").exists():
         build_tiny_model(tokenizer, cfg).save_pretrained(path)

@@ -1,9 +1,10 @@
 """Which options a config group has, across Hydra's whole config search path.
 
-`python -m harness.run` checks `group=option` overrides (sweep lists included) before Hydra starts, so a typo fails
-with one line instead of Hydra's multi-line report, and before the first job of a multirun has run. The options
-are read the way Hydra composes: the package's `conf/`, `--config-path` (which replaces it), `--config-dir`, and
-`hydra.searchpath` given on the command line or in a primary config. Hydra builds its search path in private
+`python -m harness.run` checks `group=option` overrides (sweep lists included) and composes every job before Hydra
+starts (harness/compose.py), so a typo fails with one line instead of Hydra's multi-line report, and before the
+first job of a multirun has run. Options and configs are read the way Hydra composes: the package's `conf/`,
+`--config-path` (which replaces it), `--config-dir`, and `hydra.searchpath` given on the command line or in a
+primary config. Hydra builds its search path in private
 helpers (hydra-core 1.3, pinned in pyproject.toml); this module calls them instead of re-implementing them.
 """
 
@@ -13,9 +14,9 @@ import os
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.config import group_options as package_group_options
 
 APP_FILE = str(Path(__file__).with_name("run.py"))  # @hydra.main's file: a relative --config-path starts there
-SWEEP_SYNTAX = ("choice(", "range(", "glob(", "interval(", "tag(", "sort(", "shuffle(", "[", "${")
 
 
 def config_loader(argv: list[str]):
@@ -34,25 +35,20 @@ def config_loader(argv: list[str]):
     return ConfigLoaderImpl(config_search_path=search_path), args.overrides, args.config_name or "config"
 
 
-def check_group_overrides(argv: list[str]) -> None:
-    """Refuse a `group=option` override naming an option that no search-path entry has (also in `a,b` lists)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+def group_options(loader, group: str, config_name: str, overrides: list[str]) -> list[str]:
+    """The options of `group` on the loader's search path (with the command line's `hydra.searchpath`); none when
+    `group` is not a config group."""
+    options = loader.get_group_options(group, config_name=config_name, overrides=_searchpath(overrides))
+    return [o for o in options if not o.startswith("_")]  # `_name` files are shared includes
 
-    loader, overrides, config_name = config_loader(argv)
-    try:
-        groups = set(loader.get_group_options("", results_filter=None, config_name=config_name, overrides=[]))
-        for override in overrides:
-            key, sep, value = override.lstrip("+~").partition("=")
-            if not sep or key.split("/")[0] not in groups or value in ("", "null") or value.startswith(SWEEP_SYNTAX):
-                continue  # not a group choice, or Hydra's sweep syntax (Hydra itself lists the options then)
-            options = loader.get_group_options(key, config_name=config_name, overrides=_searchpath(overrides))
-            allowed = [o for o in options if not o.startswith("_")]  # `_name` files are shared includes
-            for option in value.split(","):
-                if option not in allowed:
-                    raise ConfigError(f"{key}={option} is not an option; allowed: {', '.join(allowed)}")
-    except (HydraException, OmegaConfBaseException):
-        return  # a malformed command line: Hydra reports it
+
+def app_group_options(group: str) -> list[str]:
+    """The options of `group` in the running Hydra app (its --config-dir included), else in the package's conf/."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return package_group_options(group)
+    return group_options(GlobalHydra.instance().config_loader(), group, "config", [])
 
 
 def _searchpath(overrides: list[str]) -> list[str]:

@@ -8,9 +8,8 @@ from typing import Any, Callable
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
-from harness.config import ConfigError
+from harness.config import ConfigError, Reward
 
 
 class CheckedReward:
@@ -60,14 +59,16 @@ class Task:
     token_function: CheckedReward | None
 
 
-def build_task(cfg: DictConfig, eos_token: str) -> Task:
+def build_task(cfg: Reward, eos_token: str) -> Task:
     """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
     dataset = _instantiate(cfg.dataset, "reward.dataset")
+    if len(dataset) == 0:  # trl would fail deep inside its sampler
+        raise ConfigError(f"reward.dataset ({cfg.dataset['_target_']}) is empty; give it at least one row")
     functions = [
         CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn")) for name, spec in cfg.functions.items()
     ]
     token_function = None
-    if cfg.get("token_function") is not None:
+    if cfg.token_function is not None:
         function = _instantiate(cfg.token_function, "reward.token_function")
         token_function = CheckedReward("token_function", function, per_token=True)
     task = Task(dataset, functions, token_function)
@@ -78,7 +79,7 @@ def build_task(cfg: DictConfig, eos_token: str) -> Task:
     return task
 
 
-def _instantiate(node: DictConfig, where: str):
+def _instantiate(node: dict, where: str):
     """Instantiate a dataset or reward; one that refuses its arguments (a bad path, label or size) is a config error."""
     try:
         return instantiate(node)

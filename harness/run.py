@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from harness.compose import preflight
 from harness.config import ConfigError
-from harness.options import check_group_overrides
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -78,13 +78,13 @@ if __name__ == "__main__":
     stop.install()  # a signal before the job starts exits at once, with one line instead of a traceback
     redact.mask_logs()  # before Hydra logs the overrides of a multirun's jobs
     try:
-        check_group_overrides(sys.argv[1:])
+        sys.argv[1:] = preflight(sys.argv[1:])  # every job composed and checked before Hydra writes anything
         fixed_dir = _literal_run_dir(sys.argv[1:])
         if fixed_dir is not None:  # before Hydra overwrites the existing run's .hydra/ files
             from harness.train import check_fresh
 
             check_fresh(fixed_dir)
     except ConfigError as error:
-        print(f"harness: error: {error}", file=sys.stderr)
+        print(f"harness: error: {redact.mask(str(error))}", file=sys.stderr)  # a storage URL's password, say
         raise SystemExit(2)
     main()

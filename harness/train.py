@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness import redact
-from harness.config import ConfigError, validate
+from harness.config import ConfigError, parse
 from harness.noise_floor import run_noise_floor
 from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
 
@@ -34,7 +34,7 @@ def run_job(
     `final_model/` and the wandb run. `trial` is passed to `trainer.train(trial=...)`; `callbacks` are extra
     TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
     """
-    validate(cfg)
+    spec = parse(cfg)
     check_fresh(output_dir)
     from harness import stop
     from harness.build import build_trainer, effective_precision
@@ -47,7 +47,7 @@ def run_job(
     sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
     stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
     # Building checks the trainer fields and calls the rewards once before it writes anything.
-    trainer = build_trainer(cfg, output_dir, [sink, *callbacks, stopper])
+    trainer = build_trainer(spec, output_dir, [sink, *callbacks, stopper])
     sink.trainer = trainer
     with open_dict(cfg):
         cfg.precision = effective_precision(trainer)

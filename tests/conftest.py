@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from harness.config import CONF_DIR
+from harness.compose import compose
+from harness.config import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests never talk to wandb's servers, whatever credentials the developer has.
@@ -16,8 +16,13 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 
 def compose_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    """The composed config of `python -m harness.run OVERRIDES` (trainer fields without `+`, errors in one line)."""
+    return compose(list(overrides))
+
+
+def parse_config(*overrides: str):
+    """The parsed config (`harness.config.Run`) the build takes."""
+    return parse(compose_config(*overrides))
 
 
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600):
@@ -46,7 +51,7 @@ def tiny_model_dir(tmp_path_factory):
     """A tiny model saved with save_pretrained: what `model=local model.path=...` points at."""
     from harness.model import build_model, build_tokenizer
 
-    cfg = compose_config()
+    model = parse_config().model
     out = tmp_path_factory.mktemp("tiny")
-    build_model(cfg.model, build_tokenizer(cfg.model), out)
+    build_model(model, build_tokenizer(model), out)
     return out / "initial_model"

@@ -10,17 +10,17 @@ import torch
 
 from harness.advantages import process_advantages
 from harness.build import build_trainer
-from tests.conftest import compose_config
+from tests.conftest import parse_config
 
 ROWS, GENERATIONS = 6, 4
 
 
 def main(out: Path) -> None:
-    cfg = compose_config(
+    run = parse_config(
         "debug=fast", "logger=none", f"trainer.per_device_train_batch_size={ROWS}",
         f"trainer.num_generations={GENERATIONS}",
     )  # fmt: skip
-    trainer = build_trainer(cfg, out, [])
+    trainer = build_trainer(run, out, [])
     rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
     assert world == 2, world
     g = torch.Generator().manual_seed(0)

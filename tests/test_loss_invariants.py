@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.build import build_trainer
-from tests.conftest import compose_config
+from tests.conftest import parse_config
 
 LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo", "luspo", "sapo"]
 
@@ -13,8 +13,8 @@ LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo", "luspo", "sapo"]
 def trainers(tmp_path_factory):
     built = {}
     for level in ("token", "sequence", "sequence_token"):
-        cfg = compose_config(f"importance_sampling={level}", "debug=fast", "logger=none", "advantage=outcome")
-        trainer = build_trainer(cfg, tmp_path_factory.mktemp(level), [])
+        run = parse_config(f"importance_sampling={level}", "debug=fast", "logger=none", "advantage=outcome")
+        trainer = build_trainer(run, tmp_path_factory.mktemp(level), [])
         trainer.model.double().train()  # float64: compare to 1e-6 without float32 rounding noise
         trainer.current_gradient_accumulation_steps = 1  # set by the training loop; we call the loss directly
         built[level] = trainer

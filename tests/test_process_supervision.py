@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.build import build_trainer
-from tests.conftest import compose_config, run_cli
+from tests.conftest import parse_config, run_cli
 from tests.test_advantages import deepseekmath_reference
 
 pytestmark = pytest.mark.e2e
@@ -25,10 +25,10 @@ def generate(trainer, batch, seed: int = 0) -> dict:
 
 
 def test_reward_on_the_final_token_gives_trls_outcome_advantage(tmp_path):
-    cfg = compose_config(
+    run = parse_config(
         "debug=fast", "logger=none", "reward.token_function._target_=tests.rewards_for_tests.outcome_on_last_token"
     )
-    trainer = build_trainer(cfg, tmp_path, [])
+    trainer = build_trainer(run, tmp_path, [])
     trainer.model.train()
     batch = generation_batch(trainer)
     process = generate(trainer, batch)
@@ -45,7 +45,7 @@ def test_reward_on_the_final_token_gives_trls_outcome_advantage(tmp_path):
 
 
 def test_chain_step_rewards_match_deepseekmath_through_the_trainer(tmp_path):
-    trainer = build_trainer(compose_config("reward=chain", "debug=fast", "logger=none"), tmp_path, [])
+    trainer = build_trainer(parse_config("reward=chain", "debug=fast", "logger=none"), tmp_path, [])
     trainer.model.train()
     batch = generation_batch(trainer)
     output = generate(trainer, batch, seed=3)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.config import logged_metrics, parse
 from harness.train import run_job, wandb_command
 from tests.conftest import compose_config, run_cli, wandb_summary
 
@@ -34,6 +35,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("level", ["token", "sequence", "sequence_token"])
 def test_tiny_run_trains_and_logs_statistics(level, advantage, tmp_path):
     cfg = compose_config(f"importance_sampling={level}", f"advantage={advantage}", "debug=fast", "logger=none")
+    metrics = logged_metrics(parse(cfg))  # before run_job records the effective group and precision in cfg
     objective = run_job(cfg, tmp_path, group="test")
     assert math.isfinite(objective)
     before, after = weights(tmp_path / "initial_model"), weights(tmp_path / "final_model")
@@ -51,6 +53,9 @@ def test_tiny_run_trains_and_logs_statistics(level, advantage, tmp_path):
     assert histograms and sum(histograms[0]["counts"]) > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["objective"] == objective and summary["steps"] == 4
+    # What `objective.metric` may name is exactly what the run logs (scalars; the histogram is not an objective).
+    logged = set().union(*map(set, read_metrics(tmp_path))) - {"step", "adv/histogram"}
+    assert logged == metrics
 
 
 def test_wandb_offline_run_read_back_with_wandb_tooling(tmp_path):

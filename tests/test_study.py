@@ -106,7 +106,7 @@ def given_back(trials: list, killed: int) -> object:
 
 # --- bad specs: one line, before any trial, nothing written -------------------------------------------------------
 BAD_SPECS = [
-    (["sweep.space.lr.key=trainer.learnig_rate"], "trainer.learnig_rate is not a config key; did you mean trainer.learning_rate"),
+    (["sweep.space.lr.key=trainer.learnig_rate"], "sweep.space.lr.key=trainer.learnig_rate: trainer.learnig_rate is not a GRPOConfig field; did you mean learning_rate?"),
     (["+sweep.space.level={key:importance_sampling,choices:[]}"], "sweep.space.level.choices is empty"),
     (["+sweep.space.level={key:importance_sampling,choices:[token,gspo]}"], "'gspo' is not an option of importance_sampling; allowed: sequence, sequence_token, token"),
     (["sweep.space.lr.low=0.1", "sweep.space.lr.high=0.01"], "sweep.space.lr: low=0.1 > high=0.01"),
@@ -301,6 +301,7 @@ def test_best_trial_reproduces_as_single_run(pruned_study):
         single = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
     trial = OmegaConf.to_container(OmegaConf.load(Path(best["dir"]) / "config.yaml"))
     trial.pop("group")  # run_job records the wandb group (the study name)
+    trial.pop("precision")  # and the effective precision
     single.pop("group")
     assert single == trial
     for label, value in best["params"].items():
@@ -451,8 +452,9 @@ def test_storage_password_is_masked_in_everything_written(tmp_path, postgres_url
 
 @pytest.mark.e2e
 def test_failures_are_isolated_and_bounded(tmp_path):
-    """A config error (num_generations=3 does not divide the batch) and a NaN objective (a metric never logged) make
-    their trials FAIL with the reason and the study goes on; a failure budget stops the study."""
+    """Config errors found once a trial's values are known (num_generations=3 does not divide the batch, an objective
+    metric the run never logs) make their trials FAIL with the reason, before any model is built, and the study goes
+    on; a failure budget stops the study."""
     space = [
         "~sweep.space.lr",
         "~sweep.space.epsilon",
@@ -479,7 +481,11 @@ def test_failures_are_isolated_and_bounded(tmp_path):
         "ConfigError: trainer.num_generations=3 does not divide the generation batch"
         in trials[0].user_attrs["fail_reason"]
     )
-    assert "objective no_such_metric is nan: no finite value was logged" in trials[1].user_attrs["fail_reason"]
+    assert (
+        "ConfigError: objective.metric='no_such_metric' is not a metric this run logs"
+        in trials[1].user_attrs["fail_reason"]
+    )
+    assert not (sweep_dir / "trial-0001" / "metrics.jsonl").exists()  # refused before training
 
     stopped_dir = tmp_path / "stopped"
     always_failing = [*space[:2], "+sweep.space.generations={key:trainer.num_generations,choices:[3]}"]

@@ -12,10 +12,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from harness.config import LEVELS  # also the plot and table order: the baselines, then GSPO-token
 from harness.report.runs import Run
 from harness.report.tstats import Estimate, mean_ci
 
-LEVELS = ("token", "sequence", "sequence_token")  # plot and table order: the baselines, then GSPO-token
 LEVEL_LABELS = {"token": "GRPO (token)", "sequence": "GSPO (sequence)", "sequence_token": "GSPO-token (sequence_token)"}
 REPLICATE_KEYS = {"name", "group"}
 

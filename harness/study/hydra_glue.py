@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from harness.schema import one_line  # noqa: F401  (re-exported: the study modules report errors with it)
+
 
 def _override_key(override: str) -> str:
     return override.lstrip("+~").partition("=")[0]
@@ -30,8 +32,3 @@ def fan_out(hydra_cfg) -> int:
     for override in OverridesParser.create().parse_overrides([o for o in task if _override_key(o) == "worker"]):
         return len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
     return 1
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

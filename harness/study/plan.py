@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import ConfigError
+from harness.config import ConfigError, check_metric, key_type
+from harness.schema import convert, doc, ranged
+from harness.schema import parse as parse_section
 from harness.study.backends import build_pruner, build_sampler, open_storage
 from harness.study.space import Param, check_keys, hydra_value, parse_space
-
-DIRECTIONS = ("maximize", "minimize")
-STUDY_FIELDS = (
-    "name", "dir", "base", "objective", "n_trials", "report_every", "sampler", "pruner", "storage",
-    "max_failure_rate", "heartbeat_interval", "grace_period", "max_retry", "space",
-)  # fmt: skip
 
 
 @dataclass
@@ -36,19 +34,31 @@ class Sweep:
     heartbeats: bool  # RDB storage: lost trials come back through heartbeats; journal: through dead local pids
 
 
-def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "config", workers: int = 1) -> Sweep:
-    """Validate the study spec against the composed config, then open the storage and create or load the study."""
+def check_study(
+    cfg: DictConfig, job_overrides: list[str], config_name: str = "config"
+) -> tuple[dict, list[Param], list[str]]:
+    """The study file checked against the composed config, writing nothing: (spec, parameters, trial base)."""
     spec = _study_spec(cfg)
+    worker_type, bounds = key_type("worker")
+    convert(worker_type, cfg.get("worker"), "worker", bounds)
     params = parse_space(spec["space"])
     objective = spec["objective"]
+    for run in check_keys(params, [*spec["base"], *job_overrides], config_name):
+        check_metric(run, objective["metric"], "sweep.objective.metric")
     base = [
         *spec["base"],
         f"objective.metric={hydra_value(objective['metric'])}",
         f"objective.last_n={objective['last_n']}",
         *job_overrides,
     ]
-    check_keys(params, base, config_name)
     build_sampler(spec["sampler"], params, seed=0)
+    build_pruner(spec["pruner"])
+    return spec, params, base
+
+
+def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "config", workers: int = 1) -> Sweep:
+    """Validate the study spec against the composed config, then open the storage and create or load the study."""
+    spec, params, base = check_study(cfg, job_overrides, config_name)
     pruner = build_pruner(spec["pruner"])
     worker = cfg.get("worker", 0)
     sweep_dir = Path(spec["dir"]).resolve()
@@ -68,40 +78,40 @@ def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "confi
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class StudyObjective:
+    metric: str = doc(text="a metric the trials log (checked against each trial's config)")
+    last_n: int = ranged(ge=1, doc="mean over the last N logged values")
+    direction: Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Study:
+    """A study file's `sweep:` node (conf/sweep/_study.yaml holds the defaults; sweeps/README.md the meanings)."""
+
+    name: str
+    dir: str
+    base: list[str]
+    objective: StudyObjective
+    n_trials: int = ranged(ge=1)
+    report_every: int = ranged(ge=1)
+    sampler: dict[str, Any]  # name + the sampler's arguments: checked by building it (backends.py)
+    pruner: dict[str, Any]
+    storage: str | None
+    max_failure_rate: float = ranged(ge=0, le=1)
+    heartbeat_interval: int = ranged(ge=1)
+    grace_period: int | None = ranged(ge=1)
+    max_retry: int = ranged(ge=0)
+    space: dict[str, Any]  # parameters: parse_space
+
+
 def _study_spec(cfg: DictConfig) -> dict:
-    spec = OmegaConf.to_container(cfg.sweep, resolve=True)
-    unknown = sorted(set(spec) - set(STUDY_FIELDS))
-    if unknown:
-        raise ConfigError(f"sweep.{unknown[0]} is not a study field; allowed: {', '.join(STUDY_FIELDS)}")
-    name = spec.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ConfigError(f"sweep.name={name!r} must be letters, digits, _ or - (it names the study and wandb runs)")
-    _check_int(spec, "n_trials", low=1)
-    _check_int(spec, "report_every", low=1)
-    _check_int(spec, "max_retry", low=0)
-    _check_int(spec, "heartbeat_interval", low=1)
-    if spec.get("grace_period") is not None:
-        _check_int(spec, "grace_period", low=1)
-    rate = spec.get("max_failure_rate")
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
-        raise ConfigError(f"sweep.max_failure_rate={rate!r} must be a number in [0, 1]")
-    if not isinstance(spec.get("base"), list):
+    spec = dataclasses.asdict(parse_section(Study, OmegaConf.to_container(cfg.sweep, resolve=True), "sweep"))
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", spec["name"]):
         raise ConfigError(
-            f"sweep.base={spec.get('base')!r} must be a list of overrides, e.g. [importance_sampling=token]"
+            f"sweep.name={spec['name']!r} must be letters, digits, _ or - (it names the study and wandb runs)"
         )
-    objective = spec.get("objective") or {}
-    if objective.get("direction") not in DIRECTIONS:
-        raise ConfigError(f"sweep.objective.direction={objective.get('direction')!r}; allowed: {', '.join(DIRECTIONS)}")
-    if not isinstance(objective.get("metric"), str):
-        raise ConfigError(f"sweep.objective.metric={objective.get('metric')!r} must be a metric name, e.g. reward")
-    _check_int(objective, "last_n", low=1, where="sweep.objective")
     return spec
-
-
-def _check_int(spec: dict, key: str, low: int, where: str = "sweep") -> None:
-    value = spec.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{where}.{key}={value!r} must be an integer >= {low}")
 
 
 def _create_or_load(spec: dict, storage, pruner, sweep_dir: Path) -> optuna.Study:

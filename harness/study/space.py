@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import optuna
-from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from harness.config import ConfigError, config_groups, group_options, validate
-from harness.study.hydra_glue import one_line
+from harness.compose import compose
+from harness.config import ConfigError, Run, check_value, config_groups, key_type, parse
+from harness.options import app_group_options
 
 PARAM_FIELDS = ("key", "type", "low", "high", "log", "step", "choices", "when")
 _ABSENT = object()
@@ -107,7 +105,7 @@ def _parse_choices(where, label, key, spec, groups, when) -> Param:
     if not isinstance(choices, list) or not choices:
         raise ConfigError(f"{where}.choices is empty; give at least one value")
     if key in groups:
-        allowed = group_options(key)
+        allowed = app_group_options(key)
         for choice in choices:
             if choice not in allowed:
                 raise ConfigError(
@@ -196,49 +194,37 @@ def trial_overrides(params: list[Param], values: dict) -> list[str]:
 
 
 # --- config composition -----------------------------------------------------------------------------------------
-def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
-    """The job config for `overrides`, composed by Hydra exactly as `python -m harness.run OVERRIDES` would."""
-    from hydra import compose as hydra_compose
-
-    return hydra_compose(config_name=config_name, overrides=overrides)
-
-
-def check_keys(params: list[Param], base: list[str], config_name: str) -> None:
-    """Compose every combination of group choices and check each active parameter's key exists in it."""
+def check_keys(params: list[Param], base: list[str], config_name: str) -> list[Run]:
+    """Compose every combination of group choices; check each active parameter's key, bounds and choices against
+    the schema of that config. Returns the parsed configs."""
     groups = [p for p in params if p.kind == "group"]
+    runs = []
     for combination in itertools.product(*(p.choices for p in groups)):
         choices = {p.label: choice for p, choice in zip(groups, combination)}
         overrides = [p.override(choice) for p, choice in zip(groups, combination)]
         try:
             cfg = compose(base + overrides, config_name)
-        except (HydraException, OmegaConfBaseException) as error:  # Hydra's own message names the bad override
-            raise ConfigError(f"sweep.base or command-line overrides do not compose: {one_line(error)}") from None
-        validate(cfg)
+        except ConfigError as error:
+            raise ConfigError(f"sweep.base or command-line overrides do not compose: {error}") from None
+        runs.append(parse(cfg))
         context = f" (with {' '.join(overrides)})" if overrides else ""
         for param in params:
-            if param.kind == "group" or not all(choices.get(k, v[0]) in v for k, v in param.when.items()):
-                continue
-            value = OmegaConf.select(cfg, param.key, default=_ABSENT)
-            if value is _ABSENT:
-                hint = _close_key(cfg, param.key)
-                raise ConfigError(f"sweep.space.{param.label}.key={param.key} is not a config key{context}{hint}")
-            if isinstance(value, (DictConfig, ListConfig)):
-                raise ConfigError(
-                    f"sweep.space.{param.label}.key={param.key} is a config section, not a value{context}"
-                )
+            if param.kind != "group" and all(choices.get(k, v[0]) in v for k, v in param.when.items()):
+                _check_param(param, cfg, context)
+    return runs
 
 
-def _close_key(cfg: DictConfig, key: str) -> str:
-    import difflib
-
-    keys = list(_leaf_keys(OmegaConf.to_container(cfg, resolve=False)))
-    close = difflib.get_close_matches(key, keys, n=1)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
-def _leaf_keys(node, prefix: str = "") -> Iterable[str]:
-    for key, value in node.items():
-        if isinstance(value, dict):
-            yield from _leaf_keys(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}"
+def _check_param(param: Param, cfg: DictConfig, context: str) -> None:
+    where = f"sweep.space.{param.label}"
+    try:
+        key_type(param.key)
+    except ConfigError as error:
+        raise ConfigError(f"{where}.key={param.key}: {error}{context}") from None
+    value = OmegaConf.select(cfg, param.key, default=_ABSENT)
+    if value is _ABSENT and not param.key.startswith("trainer."):  # any GRPOConfig field may be added
+        raise ConfigError(f"{where}.key={param.key} is not a key of this config{context}")
+    if isinstance(value, (DictConfig, ListConfig)):
+        raise ConfigError(f"{where}.key={param.key} is a config section, not a value{context}")
+    checked = [("choices", choice) for choice in param.choices] or [("low", param.low), ("high", param.high)]
+    for bound, item in checked:
+        check_value(param.key, item, f"{where}.{bound}={item!r}")
