@@ -170,12 +170,22 @@ TRAINER_RANGES = {  # trl accepts these values and then crashes or trains on not
 }
 
 
+# String fields trl checks only once training runs (scale_rewards: in the first generation).
+TRAINER_CHOICES = {
+    "scale_rewards": ("group", "batch", "none", True, False),
+    "multi_objective_aggregation": ("sum_then_normalize", "normalize_then_sum"),
+    "vllm_mode": ("server", "colocate"),
+    "vllm_importance_sampling_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
+}
+
+
 def parse_trainer(node, path: str) -> dict:
     if not isinstance(node, Mapping):
         raise ConfigError(f"{path} must be a mapping of GRPOConfig fields")
     for key, value in node.items():
         field = trainer_field(key)
-        convert(field.type(), value, f"trainer.{key}", TRAINER_RANGES.get(key))
+        kind = Literal[TRAINER_CHOICES[key]] if key in TRAINER_CHOICES else field.type()
+        convert(kind, value, f"trainer.{key}", TRAINER_RANGES.get(key))
     return dict(node)
 
 
