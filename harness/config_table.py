@@ -15,6 +15,7 @@ from harness import trainer_fields
 from harness.config import (
     CONF_DIR,
     TRAINER_OWNERS,
+    TRAINER_CHOICES,
     TRAINER_RANGES,
     Run,
     config_groups,
@@ -82,11 +83,13 @@ def keys_table() -> list[str]:
     ranges = ", ".join(
         f"`{k}` {describe(float, b).removeprefix('a finite number ')}" for k, b in TRAINER_RANGES.items()
     )
+    choices = ", ".join(f"`{k}` one of {', '.join(map(str, v))}" for k, v in TRAINER_CHOICES.items())
     owners = ", ".join(f"`{k}` ({v})" for k, v in TRAINER_OWNERS.items())
     count = len(trainer_fields.load()) - len(TRAINER_OWNERS)
     rows.append(
         f"| `trainer.FIELD` | any of the {count} other fields of trl's `GRPOConfig`, with its type | the option's, "
-        f"else trl's | set without `+`. Ranges: {ranges}. Set by other groups, refused here: {owners} |"
+        f"else trl's | set without `+`. Ranges: {ranges}. Choices: {choices}. Set by other groups, refused here: "
+        f"{owners} |"
     )
     return rows
 
