@@ -129,6 +129,7 @@ def compose(overrides: list[str], config_name: str = "config", hydra: bool = Fal
     overrides = normalise(overrides)
     try:
         if GlobalHydra.instance().is_initialized():  # inside a Hydra app (a study worker): reuse its search path
+            overrides = overrides + options.app_searchpath_overrides()
             cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra)
         else:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

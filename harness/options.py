@@ -54,3 +54,14 @@ def app_group_options(group: str) -> list[str]:
 def _searchpath(overrides: list[str]) -> list[str]:
     """Only the overrides that change where configs are found: group choices must not be composed here."""
     return [o for o in overrides if o.lstrip("+").startswith("hydra.searchpath")]
+
+
+def app_searchpath_overrides() -> list[str]:
+    """The running Hydra app's `hydra.searchpath` overrides: configs composed inside it (a study's trials) need
+    them to find the same options."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [o for o in HydraConfig.get().overrides.hydra if o.lstrip("+").startswith("hydra.searchpath")]
+

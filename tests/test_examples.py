@@ -43,11 +43,16 @@ def test_two_job_multirun_of_an_own_task(launcher, tmp_path):
     ]  # fmt: skip
 
 
-def test_two_trial_study_of_an_own_task(tmp_path):
-    result = example("--config-dir", "conf", "sweep=reverse_lr", "sweep.n_trials=2", f"sweep.dir={tmp_path}")
+@pytest.mark.parametrize(
+    ("where", "kept"),
+    [(["--config-dir", "conf"], f"--config-dir {EXAMPLE / 'conf'}"),
+     (["hydra.searchpath=[file://conf]"], "'hydra.searchpath=[file://conf]'")],
+)  # fmt: skip
+def test_two_trial_study_of_an_own_task(where, kept, tmp_path):
+    result = example(*where, "sweep=reverse_lr", "sweep.n_trials=2", f"sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((tmp_path / "best.json").read_text())
-    assert best["command"].startswith(f"python -m harness.run --config-dir {EXAMPLE / 'conf'} reward=reverse")
+    assert best["command"].startswith(f"python -m harness.run {kept} reward=reverse"), best["command"]
     assert len(list(tmp_path.glob("trial-*/summary.json"))) == 2
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness import redact
+from harness.options import app_searchpath_overrides
 from harness.study.plan import Sweep
 
 BEST_FILE = "best.json"
@@ -35,7 +36,7 @@ def search_path_args() -> list[str]:
             args += ["--config-dir", shlex.quote(source.path)]
         elif source.provider == "main" and Path(source.path) != CONF_DIR:
             args += ["--config-path", shlex.quote(source.path)]
-    return args + [shlex.quote(o) for o in hydra.overrides.hydra if o.startswith("hydra.searchpath")]
+    return args + [shlex.quote(o) for o in app_searchpath_overrides()]
 
 
 def report_best(sweep: Sweep) -> float:
