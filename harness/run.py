@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from harness.compose import preflight
 from harness.config import ConfigError
+from harness.distributed import check_task_counts
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -78,6 +79,7 @@ if __name__ == "__main__":
     stop.install()  # a signal before the job starts exits at once, with one line instead of a traceback
     redact.mask_logs()  # before Hydra logs the overrides of a multirun's jobs
     try:
+        check_task_counts(sys.argv[1:])
         sys.argv[1:] = preflight(sys.argv[1:])  # every job composed and checked before Hydra writes anything
         fixed_dir = _literal_run_dir(sys.argv[1:])
         if fixed_dir is not None:  # before Hydra overwrites the existing run's .hydra/ files

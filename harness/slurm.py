@@ -55,11 +55,12 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
 
 
-def resume_checkpoint(trainer_dir: Path, metrics_file: Path) -> tuple[str | None, list[dict]]:
+def resume_checkpoint(trainer_dir: Path, metrics_file: Path, main: bool = True) -> tuple[str | None, list[dict]]:
     """In a requeued SLURM job: the latest complete checkpoint of the earlier attempts (None: start over) and the
     metric records up to it. Anywhere else: (None, []) — a run never picks up a checkpoint it did not write.
 
-    Records logged after the checkpoint are dropped from `metrics_file`: the resumed run logs those steps again.
+    Records logged after the checkpoint are dropped from `metrics_file` by the `main` process (the others of a
+    multi-process job only need the checkpoint): the resumed run logs those steps again.
     """
     if not requeued():
         return None, []
@@ -67,6 +68,8 @@ def resume_checkpoint(trainer_dir: Path, metrics_file: Path) -> tuple[str | None
     complete = [path for path in trainer_dir.glob("checkpoint-*") if (path / "trainer_state.json").is_file()]
     latest = max(complete, key=_checkpoint_step, default=None)
     checkpoint, step = (str(latest), _checkpoint_step(latest)) if latest else (None, 0)
+    if not main:
+        return checkpoint, []
     lines = metrics_file.read_text().splitlines() if metrics_file.is_file() else []
     kept = [record for record in map(json.loads, lines) if record["step"] <= step]
     if lines:

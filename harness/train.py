@@ -36,7 +36,7 @@ def run_job(
     """
     spec = parse(cfg)
     check_fresh(output_dir)
-    from harness import stop
+    from harness import distributed, stop
     from harness.build import build_trainer, effective_precision
     from harness.sinks import MetricsSink, wandb_run
     from harness.slurm import resume_checkpoint
@@ -46,14 +46,17 @@ def run_job(
         cfg.group = group  # record the effective group in config.yaml and the wandb config
     sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
     stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
+    distributed.init(cfg.trainer)  # several ranks: collectives time out after trainer.ddp_timeout
     # Building checks the trainer fields and calls the rewards once before it writes anything.
     trainer = build_trainer(spec, output_dir, [sink, *callbacks, stopper])
     sink.trainer = trainer
     with open_dict(cfg):
         cfg.precision = effective_precision(trainer)
     # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/slurm.py).
-    checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE)
-    (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
+    main = trainer.accelerator.is_main_process  # rank 0 writes the run's files (the sink and wandb check it too)
+    checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE, main)
+    if main:
+        (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
     with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
         trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
@@ -66,15 +69,16 @@ def run_job(
         if status == "finished":  # pruned and interrupted runs exit checkpoint-free
             trainer.save_model(str(output_dir / "final_model"))
         summary = summarize(sink.records, cfg, output_dir, run, status)
+        summary["processes"] = trainer.accelerator.num_processes
         if run is not None:
-            run.summary.update({"objective": summary["objective"], "status": status})
-    if trainer.accelerator.is_main_process:
+            run.summary.update({"objective": summary["objective"], "status": status, "processes": summary["processes"]})
+    if main:
         (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
     if status == "interrupted":
         where = f"{cfg.name} stopped at step {stopper.stopped_at}; metrics, summary and wandb run are in {output_dir}"
         raise stop.Interrupted(stop.requested(), where)
-    return summary["objective"]
+    return distributed.share(summary["objective"])  # only rank 0 has the records: every rank returns its value
 
 
 def check_fresh(output_dir: Path) -> None:
@@ -150,6 +154,6 @@ def fail(error: ConfigError, output_dir: Path | None = None) -> None:
     if output_dir is not None and output_dir.is_dir():
         leftovers = {p.name for p in output_dir.iterdir()} - {".hydra"}
         if all(name.endswith(".log") for name in leftovers):
-            shutil.rmtree(output_dir)
+            shutil.rmtree(output_dir, ignore_errors=True)  # the other ranks of the job may be removing it too
     print(f"harness: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2)

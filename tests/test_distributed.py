@@ -25,6 +25,7 @@ def test_two_process_process_advantages_match_single_process(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     for rank in (0, 1):
         assert f"rank {rank}: per-token advantages match" in result.stdout
+        assert f"rank {rank}: ratio and clip metrics match" in result.stdout
 
 
 def test_two_process_training_run(tmp_path):

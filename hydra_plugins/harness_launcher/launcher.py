@@ -10,7 +10,8 @@
 
 On the compute node each job runs inside `harness.slurm.requeue_on_preemption`: SLURM's warning signal makes the
 trainer save a checkpoint, then upstream's `checkpoint` requeues the same Hydra job (same job number, same output
-directory), which resumes from that checkpoint.
+directory), which resumes from that checkpoint. A job of several tasks (`nodes` x `tasks_per_node`) runs the Hydra
+job once per task, each task one torch.distributed rank (harness/distributed.py).
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ class HarnessSlurmLauncher(SlurmLauncher):
         self.result_grace_s = result_grace_s
 
     def __call__(self, *args, **kwargs) -> JobReturn:
-        """One job, on the compute node: checkpoint and requeue on SLURM's warning signal (harness/slurm.py)."""
+        """One job (or one task of it), on the compute node: checkpoint and requeue on SLURM's warning signal
+        (harness/slurm.py)."""
+        from harness.distributed import from_slurm_tasks
         from harness.slurm import requeue_on_preemption
 
+        from_slurm_tasks()  # before anything reads the environment: each task is a rank
         with requeue_on_preemption():
             return super().__call__(*args, **kwargs)
 

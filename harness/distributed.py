@@ -1,0 +1,67 @@
+"""Runs of several processes: torchrun, `accelerate launch`, or SLURM tasks (hydra.launcher.tasks_per_node/nodes).
+
+Every launcher leaves the same torch.distributed variables (RANK, WORLD_SIZE, MASTER_ADDR, ...); accelerate builds
+the process group from them. The SLURM launcher exports them from submitit's job environment (`from_slurm_tasks`).
+Rank 0 writes the run's files and the wandb run; every rank returns what rank 0 decided (`share`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+
+from harness.config import ConfigError
+
+DEFAULT_TIMEOUT_S = 1800  # transformers' ddp_timeout default
+TASK_KEYS = ("hydra.launcher.nodes", "hydra.launcher.tasks_per_node")
+
+
+def check_task_counts(overrides: list[str]) -> None:
+    """Refuse a task count SLURM would reject only after submission (0, -1) or Hydra with a multi-line report."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in TASK_KEYS and not re.fullmatch(r"[1-9][0-9]*", value):
+            raise ConfigError(f"{key}={value} must be a whole number >= 1 (ranks per job: nodes x tasks_per_node)")
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def from_slurm_tasks() -> None:
+    """In a SLURM job of several tasks, make each task one rank as torchrun would: RANK, LOCAL_RANK, WORLD_SIZE,
+    LOCAL_WORLD_SIZE, MASTER_ADDR (the first node) and MASTER_PORT (derived from the job id unless set), by
+    submitit's own helper. Must run before accelerate or transformers look at the environment. One task: nothing."""
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if JobEnvironment().num_tasks > 1:
+        # CUDA_VISIBLE_DEVICES stays as SLURM set it: accelerate picks cuda:LOCAL_RANK among the node's GPUs.
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+
+
+def init(trainer_cfg) -> None:
+    """Start the process group now (accelerate's PartialState, reused by the trainer), with `trainer.ddp_timeout`
+    on every collective: transformers passes that timeout only to GPU process groups, and without it a rank whose
+    peer hangs waits 30 minutes. A no-op in a single process or once started."""
+    import torch.distributed
+    from accelerate import PartialState
+
+    if world_size() <= 1 or torch.distributed.is_initialized():
+        return
+    timeout = timedelta(seconds=trainer_cfg.get("ddp_timeout", DEFAULT_TIMEOUT_S))
+    PartialState(cpu=bool(trainer_cfg.get("use_cpu", False)), timeout=timeout)
+
+
+def share(value):
+    """Rank 0's `value` on every rank (identity in a single process)."""
+    if world_size() <= 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
