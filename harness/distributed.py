@@ -58,6 +58,19 @@ def init(trainer_cfg) -> None:
     PartialState(cpu=bool(trainer_cfg.get("use_cpu", False)), timeout=timeout)
 
 
+def agree(flags: list[int], device) -> list[int]:
+    """The element-wise max of small integer flags over all ranks (one tiny all-reduce; identity in one process):
+    a decision one rank takes (stop, prune) becomes every rank's, at the same step."""
+    if world_size() <= 1:
+        return flags
+    import torch
+    import torch.distributed as dist
+
+    values = torch.tensor(flags, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [int(v) for v in values.tolist()]
+
+
 def share(value):
     """Rank 0's `value` on every rank (identity in a single process)."""
     if world_size() <= 1:

@@ -136,11 +136,9 @@ def _agreed(args) -> int | None:
     others waiting in a collective forever. One tiny all-reduce per optimizer step."""
     if args.world_size <= 1:
         return requested()
-    import torch
-    import torch.distributed as dist
+    from harness.distributed import agree
 
-    flags = torch.tensor([_state.get("signum", 0), int(_state.get("checkpoint", False))], device=args.device)
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    if flags[0]:
-        request(int(flags[0]), checkpoint=bool(flags[1]))
+    signum, checkpoint = agree([_state.get("signum", 0), int(_state.get("checkpoint", False))], args.device)
+    if signum:
+        request(signum, checkpoint=bool(checkpoint))
     return requested()

@@ -5,12 +5,18 @@ Needs the local cluster of scripts/slurm_cluster.sh, which declares 4 CPUs so th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import time
 
+import optuna
+import psutil
 import pytest
 import submitit
 from omegaconf import OmegaConf
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 
 from tests.conftest import ROOT, run_cli
 from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, sacct, wait_for
@@ -69,3 +75,71 @@ def test_bad_task_counts_are_refused_before_submission(override, tmp_path):
         f"harness: error: hydra.launcher.{override} must be a whole number >= 1 (ranks per job: nodes x tasks_per_node)"
     ]
     assert not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.e2e
+@cluster
+def test_study_of_three_trials_with_two_ranks_each_one_pruned(tmp_path):
+    """Rank 0 asks and tells, both ranks train each trial. The objective is the logged learning rate (constant
+    schedule), so the threshold pruner deterministically prunes the trial with lr=0.003 at its first report."""
+    sweep_dir = tmp_path / "study"
+    done = multirun(
+        "sweep=smoke", "worker=0", "sweep.n_trials=3", f"sweep.dir={sweep_dir}", "+trainer.lr_scheduler_type=constant",
+        "~sweep.space", "+sweep.space={lr: {key: trainer.learning_rate, choices: [0.001, 0.002, 0.003]}}",
+        "sweep.sampler.name=grid", "~sweep.pruner", "+sweep.pruner={name: threshold, upper: 0.0025}",
+        "sweep.objective.metric=learning_rate", *TWO_RANKS,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (job,) = job_ids(sweep_dir)
+    rank0, rank1 = task_results(sweep_dir, job)
+    assert rank0.return_value == rank1.return_value == 0.002  # the best value, on both ranks
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+    trials = {t.params["lr"]: t for t in optuna.load_study(study_name="smoke", storage=storage).get_trials()}
+    assert sorted(trials) == [0.001, 0.002, 0.003] and len({t.user_attrs["worker"]["pid"] for t in trials.values()}) == 1
+    assert [trials[lr].state for lr in (0.001, 0.002)] == [TrialState.COMPLETE] * 2
+    pruned = trials[0.003]
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs["pruned_at"] == 2
+    for lr, trial in trials.items():
+        trial_dir = sweep_dir / f"trial-{trial.number:04d}"
+        summary = json.loads((trial_dir / "summary.json").read_text())
+        assert summary["processes"] == 2
+        assert (summary["status"], summary["steps"]) == (("pruned", 2) if lr == 0.003 else ("finished", 8))
+        runs = list((trial_dir / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1 and runs[0].name.endswith(f"-smoke-{trial.number}")  # one wandb run, from rank 0
+    assert json.loads((sweep_dir / "best.json").read_text())["value"] == 0.002
+
+
+def rank_process(sweep_dir, rank: int):
+    """The process of one rank of the multirun's job (its SLURM task)."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "submitit.core._submit" in command and str(sweep_dir) in command and not command.startswith("srun"):
+            with contextlib.suppress(psutil.Error):
+                if process.environ().get("SLURM_PROCID") == str(rank):
+                    return process
+    return None
+
+
+@pytest.mark.e2e
+@cluster
+def test_a_killed_rank_fails_its_trial_and_the_worker_at_once(tmp_path):
+    """kill -9 of rank 1 mid-trial: rank 0 must neither wait in a collective nor start another trial."""
+    sweep_dir = tmp_path / "study"
+    launch = multirun(
+        "sweep=smoke", "worker=0", "sweep.n_trials=2", f"sweep.dir={sweep_dir}", "logger=none",
+        "trainer.max_steps=100000", *TWO_RANKS, log=tmp_path / "multirun.log",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (sweep_dir / "trial-0000" / "metrics.jsonl").is_file(), 120, "the first logged step")
+        rank_process(sweep_dir, 1).kill()
+        killed = time.monotonic()
+        launch.wait(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    assert launch.returncode != 0 and took < 30, (took, (tmp_path / "multirun.log").read_text()[-3000:])
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+    (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # no second trial was asked for
+    assert trial.state == TrialState.FAIL and "Connection" in trial.user_attrs["fail_reason"], trial.user_attrs

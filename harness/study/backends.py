@@ -15,7 +15,7 @@ from harness.study.space import Param
 
 JOURNAL_FILE = "study.journal"
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
-PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
+PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "threshold", "none")
 
 
 def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.samplers.BaseSampler:
@@ -51,6 +51,7 @@ def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
         "percentile": pruners.PercentilePruner,
         "successive_halving": pruners.SuccessiveHalvingPruner,
         "hyperband": pruners.HyperbandPruner,
+        "threshold": pruners.ThresholdPruner,  # prunes below `lower` / above `upper`, whatever the other trials do
     }[name]
     try:
         return factory(**kwargs)

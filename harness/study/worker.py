@@ -1,4 +1,8 @@
-"""The worker loop: check the budget -> ask -> compose the trial's config -> run_job(trial=...) -> tell."""
+"""The worker loop: check the budget -> ask -> compose the trial's config -> run_job(trial=...) -> tell.
+
+A worker of several processes (torchrun, or a SLURM job of several tasks) is one worker: rank 0 runs the loop and
+talks to the storage, and before each trial shares its overrides; the other ranks (`follow`) train the same trial.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from harness import slurm, stop
+from harness import distributed, slurm, stop
 from harness.run_dir import window_mean
 from harness.study.backends import build_sampler
 from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
@@ -58,12 +62,39 @@ def run_worker(cfg: DictConfig, output_dir: Path) -> float:
 
     hydra_cfg = HydraConfig.get()
     job_overrides = [o for o in hydra_cfg.overrides.task if not is_sweep_override(o)]
-    sweep = prepare(cfg, job_overrides, hydra_cfg.job.config_name, fan_out(hydra_cfg))
+    distributed.init(cfg.trainer)
+    if not distributed.is_main():
+        return follow(hydra_cfg.job.config_name)
+    best = math.nan
     try:
-        return work(sweep)
+        sweep = prepare(cfg, job_overrides, hydra_cfg.job.config_name, fan_out(hydra_cfg))
+        best = work(sweep)
+        return best
     except StudyStopped as stopped:
         print(f"harness: error: {stopped}", file=sys.stderr, flush=True)
         raise SystemExit(1)
+    finally:
+        if distributed.world_size() > 1:
+            try:
+                distributed.share(("done", best))  # the other ranks return too
+            except Exception:  # a lost rank: nobody left to tell
+                pass
+
+
+def follow(config_name: str) -> float:
+    """A rank other than 0 of a multi-process worker: train each trial rank 0 shares, with rank 0's pruning
+    decisions (no storage access here), until rank 0 is done; return its best value."""
+    from harness.train import run_job
+
+    while True:
+        message = distributed.share(None)
+        if message[0] == "done":
+            return message[1]
+        if message[0] == "trial":
+            job = message[1]
+            cfg = compose(job["overrides"], config_name)
+            reporter = objective_reporter(None, cfg.objective.metric, cfg.objective.last_n, job["report_every"])
+            run_job(cfg, Path(job["dir"]), job["group"], run_id=job["run_id"], callbacks=[reporter])
 
 
 def work(sweep: Sweep) -> float:
@@ -74,6 +105,9 @@ def work(sweep: Sweep) -> float:
         _resume_requeued_trial(sweep)
         while True:
             stop.raise_if_requested(f"study {sweep.name} (worker {sweep.worker}) stopped between trials")
+            # Several ranks: they must all be there before a trial is asked for (a lost rank fails here, not a trial),
+            # and the other ranks' wait for the next trial never reaches the collective timeout.
+            distributed.share(("next", None))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
@@ -230,11 +264,11 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     trial_dir = sweep.dir / f"trial-{trial.number:04d}"
     trial.set_user_attr("dir", str(trial_dir))
     trial.set_user_attr("command", reproduce_command(overrides))
+    job = {"overrides": overrides, "dir": str(trial_dir), "group": sweep.name, "run_id": f"{sweep.name}-{trial.number}"}
+    distributed.share(("trial", job | {"report_every": sweep.spec["report_every"]}))  # the other ranks train it too
     cfg = compose(overrides, sweep.config_name)
     reporter = objective_reporter(trial, cfg.objective.metric, cfg.objective.last_n, sweep.spec["report_every"])
-    value = run_job(
-        cfg, trial_dir, sweep.name, trial=trial, run_id=f"{sweep.name}-{trial.number}", callbacks=[reporter]
-    )
+    value = run_job(cfg, trial_dir, sweep.name, trial=trial, run_id=job["run_id"], callbacks=[reporter])
     if reporter.pruned:
         trial.set_user_attr("pruned_at", reporter.pruned_at)
         raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
@@ -243,9 +277,10 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     return value
 
 
-def objective_reporter(trial: optuna.Trial, metric: str, last_n: int, every: int):
+def objective_reporter(trial: optuna.Trial | None, metric: str, last_n: int, every: int):
     """A TrainerCallback reporting the objective (mean of `metric` over the last `last_n` logs) to the trial every
-    `every` optimizer steps, and stopping training when the pruner says so.
+    `every` optimizer steps, and stopping training when the pruner says so. In a multi-process trial rank 0 holds
+    the trial (the others pass None) and its decision is agreed at each log, so that every rank stops at that step.
 
     transformers reports to a trial only inside `hyperparameter_search`, which TRL trainers cannot use; the class is
     built here so that transformers is imported only once a trial runs.
@@ -265,15 +300,22 @@ def objective_reporter(trial: optuna.Trial, metric: str, last_n: int, every: int
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             value = (logs or {}).get(metric)
-            if not state.is_world_process_zero or not isinstance(value, (int, float)) or not math.isfinite(value):
-                return
-            self.values.append(float(value))
-            if state.global_step < self.next_report:
-                return
-            self.next_report = (state.global_step // every + 1) * every
-            trial.report(window_mean(self.values, last_n), state.global_step)
-            if trial.should_prune():
+            prune = trial is not None and state.is_world_process_zero and self._report(value, state.global_step)
+            # Every rank logs at the same steps: one all-reduce there makes rank 0's decision theirs.
+            (prune,) = distributed.agree([int(prune)], args.device)
+            if prune:
                 self.pruned_at = state.global_step
                 control.should_training_stop = True  # train() returns normally: the wandb run finishes cleanly
+
+        def _report(self, value, step: int) -> bool:
+            """Report when due; whether the pruner says stop."""
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                return False
+            self.values.append(float(value))
+            if step < self.next_report:
+                return False
+            self.next_report = (step // every + 1) * every
+            trial.report(window_mean(self.values, last_n), step)
+            return trial.should_prune()
 
     return ObjectiveReporter()

@@ -106,17 +106,32 @@ class HarnessSlurmLauncher(SlurmLauncher):
                 time.sleep(self.poll_interval_s)
 
     def _outcome(self, job, overrides: Sequence[str]) -> JobReturn:
-        """The job's own JobReturn, or a failed one naming the SLURM state and the log when it left none."""
+        """The job's own JobReturn, or a failed one naming the SLURM state and the log when it left none. In a job
+        of several tasks (ranks) that is rank 0's, which every rank agrees with, unless another rank failed."""
         deadline = time.monotonic() + self.result_grace_s
         while not job.paths.result_pickle.exists() and time.monotonic() < deadline:
             os.stat(job.paths.folder)  # refresh NFS attribute caches
             time.sleep(0.5)
         if job.paths.result_pickle.exists():
             try:
-                return job.results()[0]
+                returned = job.task(0).results()[0]
+                if returned.status != JobStatus.FAILED:
+                    self._check_other_ranks(job)
+                return returned
             except Exception as error:  # raised outside Hydra's run_job, e.g. the pickle could not be loaded
                 failure: Exception = JobFailed(f"SLURM job {job.job_id} failed: {str(error).strip().splitlines()[0]}")
         else:
             state = job.watcher.get_state(job.job_id, mode="cache")
             failure = JobFailed(f"SLURM job {job.job_id} ended {state} without a result; log: {job.paths.stderr}")
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=failure)
+
+    @staticmethod
+    def _check_other_ranks(job) -> None:
+        """Raise when a task other than rank 0 left no result (killed) or a failure. Checked without waiting: the
+        job is over, and submitit would wait half a minute for each missing file."""
+        for task in map(job.task, range(1, job.num_tasks)):
+            if not task.paths.result_pickle.exists():
+                raise JobFailed(f"task {task.task_id} ended without a result; log: {task.paths.stderr}")
+            returned = task.results()[0]
+            if returned.status == JobStatus.FAILED:
+                raise JobFailed(f"task {task.task_id}: {returned._return_value}")
