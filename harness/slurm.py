@@ -16,11 +16,14 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness import stop
 from harness.stop import Preempted  # noqa: F401  (raised once the checkpoint is saved; re-exported for callers)
+
+REQUEUE_WAIT_S = 60  # how long ranks other than 0 wait for rank 0's requeue to end them
 
 
 @contextlib.contextmanager
@@ -39,6 +42,8 @@ def requeue_on_preemption() -> Iterator[None]:
     except Preempted:
         # Exits; or raises when submitit will not requeue (too many time-outs): the job fails, checkpoint on disk.
         submitit_handler(signum, None)
+        if JobEnvironment().global_rank != 0:  # only rank 0 requeues; the requeue ends every task of the job
+            time.sleep(REQUEUE_WAIT_S)  # a rank exiting first could end the job step before rank 0 requeues it
         raise  # a handler that returned must not turn the preemption into a success
     finally:
         stop.reset()

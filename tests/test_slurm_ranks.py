@@ -19,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, run_cli
-from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, sacct, wait_for
+from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, preempt_once, sacct, wait_for
 
 TWO_RANKS = ["hydra.launcher.tasks_per_node=2", "trainer.ddp_timeout=120"]
 
@@ -143,3 +143,26 @@ def test_a_killed_rank_fails_its_trial_and_the_worker_at_once(tmp_path):
     storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
     (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # no second trial was asked for
     assert trial.state == TrialState.FAIL and "Connection" in trial.user_attrs["fail_reason"], trial.user_attrs
+
+
+@pytest.mark.e2e
+@cluster
+def test_preempted_two_rank_job_checkpoints_on_every_rank_and_resumes(tmp_path):
+    sweep_dir = tmp_path / "requeue"
+    launch = multirun(
+        "debug=fast", "trainer.max_steps=40", f"hydra.sweep.dir={sweep_dir}", *TWO_RANKS, log=tmp_path / "multirun.log"
+    )
+    job_dir = sweep_dir / "0-copy-sequence_token-process-s0"
+    job = preempt_once(launch, sweep_dir, job_dir, tmp_path / "multirun.log")
+    (checkpoint,) = (job_dir / "trainer").glob("checkpoint-*")
+    saved_at = int(checkpoint.name.split("-")[1])
+    assert 0 < saved_at < 40
+    # One checkpoint, with each rank's RNG state: both ranks stopped and saved at the same step.
+    assert sorted(p.name for p in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    steps = metrics_steps(job_dir)
+    assert steps == sorted(set(steps)) and steps[-1] == 40  # steps continue: none logged twice, none restarted
+    assert any(step <= saved_at for step in steps) and any(step > saved_at for step in steps)
+    summary = json.loads((job_dir / "summary.json").read_text())
+    assert (summary["steps"], summary["processes"], summary["status"]) == (40, 2, "finished")
+    rank0, rank1 = task_results(sweep_dir, job)  # the requeued attempt's results
+    assert rank0.return_value == rank1.return_value == summary["objective"]
