@@ -82,3 +82,22 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert summary["status"] == "interrupted" and summary["steps"] == int(stopped[0])
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if "reward" in line]
     assert steps == sorted(set(steps)) and steps[-1] == int(stopped[0])
+
+
+def test_two_process_study_worker_trains_each_trial_on_both_ranks(tmp_path):
+    """An Optuna worker under torchrun: rank 0 asks and tells, rank 1 trains the same trials; one study, one
+    trial directory and summary per trial, both ranks exit when the budget is spent."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    result = torchrun(
+        "-m", "harness.run", "sweep=smoke", "sweep.n_trials=2", f"sweep.dir={tmp_path}", "logger=none",
+        "sweep.pruner.name=none", "trainer.ddp_timeout=120",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    trials = optuna.load_study(study_name="smoke", storage=storage).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    for trial in trials:
+        summary = json.loads((tmp_path / f"trial-{trial.number:04d}" / "summary.json").read_text())
+        assert summary["processes"] == 2 and summary["steps"] == 8 and summary["objective"] == trial.value
