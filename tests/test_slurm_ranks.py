@@ -166,3 +166,15 @@ def test_preempted_two_rank_job_checkpoints_on_every_rank_and_resumes(tmp_path):
     assert (summary["steps"], summary["processes"], summary["status"]) == (40, 2, "finished")
     rank0, rank1 = task_results(sweep_dir, job)  # the requeued attempt's results
     assert rank0.return_value == rank1.return_value == summary["objective"]
+
+
+def test_gpu_node_launcher_preset_is_one_node_of_eight_ranks():
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu_node"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("HarnessSlurmLauncher") and launcher.signal_delay_s == 120  # slurm's, plus:
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 8, 8)
