@@ -101,3 +101,40 @@ def test_two_process_study_worker_trains_each_trial_on_both_ranks(tmp_path):
     for trial in trials:
         summary = json.loads((tmp_path / f"trial-{trial.number:04d}" / "summary.json").read_text())
         assert summary["processes"] == 2 and summary["steps"] == 8 and summary["objective"] == trial.value
+
+
+def test_a_hung_rank_fails_the_run_after_ddp_timeout(tmp_path):
+    """SIGSTOP to rank 1 (a hung process keeps its connections open): rank 0 must fail in its next collective after
+    trainer.ddp_timeout seconds, not wait forever (the CPU process group has it from harness/distributed.py)."""
+    import signal
+    import time
+
+    import psutil
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
+        "-m", "harness.run", "debug=fast", "logger=none", "trainer.max_steps=100000", "trainer.ddp_timeout=10",
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        agent = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "metrics.jsonl").is_file():
+            assert agent.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
+            time.sleep(0.2)
+        rank0, rank1 = sorted(psutil.Process(agent.pid).children(), key=lambda p: p.environ()["RANK"])
+        rank1.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        rank0.wait(timeout=120)
+        took = time.monotonic() - stopped
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
+    assert 10 <= took < 60, took
+    assert "timed out" in err.read_text().lower() or "timeout" in err.read_text().lower(), err.read_text()[-3000:]

@@ -178,3 +178,27 @@ def test_gpu_node_launcher_preset_is_one_node_of_eight_ranks():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("HarnessSlurmLauncher") and launcher.signal_delay_s == 120  # slurm's, plus:
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 8, 8)
+
+
+@pytest.mark.e2e
+@cluster
+def test_preempted_two_rank_optuna_worker_resumes_its_trial_on_both_ranks(tmp_path):
+    sweep_dir = tmp_path / "study"
+    launch = multirun(
+        "sweep=smoke", "worker=0", "sweep.n_trials=1", "trainer.max_steps=30", f"sweep.dir={sweep_dir}", "logger=none",
+        *TWO_RANKS, log=tmp_path / "multirun.log",
+    )  # fmt: skip
+    trial_dir = sweep_dir / "trial-0000"
+    job = preempt_once(launch, sweep_dir, trial_dir, tmp_path / "multirun.log")
+    assert "resuming trial 0" in (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+    (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # the budget, no retry
+    assert trial.number == 0 and trial.state == TrialState.COMPLETE
+    (checkpoint,) = (trial_dir / "trainer").glob("checkpoint-*")
+    assert sorted(p.name for p in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    steps = metrics_steps(trial_dir)
+    assert steps == sorted(set(steps)) and steps[-1] == 30 and steps[0] <= int(checkpoint.name.split("-")[1])
+    summary = json.loads((trial_dir / "summary.json").read_text())
+    assert (summary["processes"], summary["steps"], summary["objective"]) == (2, 30, trial.value)
+    rank0, rank1 = task_results(sweep_dir, job)
+    assert rank0.return_value == rank1.return_value == trial.value  # the best value, on both ranks

@@ -94,7 +94,9 @@ def follow(config_name: str) -> float:
             job = message[1]
             cfg = compose(job["overrides"], config_name)
             reporter = objective_reporter(None, cfg.objective.metric, cfg.objective.last_n, job["report_every"])
-            run_job(cfg, Path(job["dir"]), job["group"], run_id=job["run_id"], callbacks=[reporter])
+            # A trial on every rank, as on rank 0: transformers' checkpoint save runs a collective only without one.
+            trial = optuna.trial.FixedTrial(job["params"], job["number"])
+            run_job(cfg, Path(job["dir"]), job["group"], trial, run_id=job["run_id"], callbacks=[reporter])
 
 
 def work(sweep: Sweep) -> float:
@@ -265,7 +267,8 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     trial.set_user_attr("dir", str(trial_dir))
     trial.set_user_attr("command", reproduce_command(overrides))
     job = {"overrides": overrides, "dir": str(trial_dir), "group": sweep.name, "run_id": f"{sweep.name}-{trial.number}"}
-    distributed.share(("trial", job | {"report_every": sweep.spec["report_every"]}))  # the other ranks train it too
+    shared = {"params": trial.params, "number": trial.number, "report_every": sweep.spec["report_every"]}
+    distributed.share(("trial", job | shared))  # the other ranks train it too
     cfg = compose(overrides, sweep.config_name)
     reporter = objective_reporter(trial, cfg.objective.metric, cfg.objective.last_n, sweep.spec["report_every"])
     value = run_job(cfg, trial_dir, sweep.name, trial=trial, run_id=job["run_id"], callbacks=[reporter])
