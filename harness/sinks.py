@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from harness import redact
+from harness.distributed import is_main
 
 HISTOGRAM_BINS = 64  # wandb accepts at most 512
 
@@ -139,7 +140,7 @@ def unreachable(url: str) -> str | None:
 def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None = None) -> Iterator:
     """One wandb run for one job, finished on every exit path (exit code 1 on an exception, 128 + signal when a
     signal stopped it)."""
-    if cfg.logger.name != "wandb" or not _is_main_process():
+    if cfg.logger.name != "wandb" or not is_main():
         yield None
         return
     import wandb
@@ -167,7 +168,3 @@ def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None 
     from harness import stop
 
     run.finish(exit_code=stop.exit_code())  # stopped by a signal: recorded as failed, with the process's exit code
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
