@@ -202,3 +202,12 @@ def test_preempted_two_rank_optuna_worker_resumes_its_trial_on_both_ranks(tmp_pa
     assert (summary["processes"], summary["steps"], summary["objective"]) == (2, 30, trial.value)
     rank0, rank1 = task_results(sweep_dir, job)
     assert rank0.return_value == rank1.return_value == trial.value  # the best value, on both ranks
+
+
+@cluster
+def test_more_nodes_than_the_cluster_has_is_refused_with_one_line(tmp_path):
+    done = multirun("debug=fast", f"hydra.sweep.dir={tmp_path / 'grid'}", "hydra.launcher.nodes=2")  # 1-node cluster
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("harness: error:")]
+    assert errors == ["harness: error: sbatch refused the jobs: Batch job submission failed: Node count specification invalid"]
+    assert "Traceback" not in done.stderr

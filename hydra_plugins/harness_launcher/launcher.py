@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +56,12 @@ class HarnessSlurmLauncher(SlurmLauncher):
         import submitit
 
         with submitit.helpers.clean_env():
-            jobs = self._submit(job_overrides, initial_job_idx)
+            try:
+                jobs = self._submit(job_overrides, initial_job_idx)
+            except submitit.core.utils.FailedJobError as refused:  # e.g. more nodes or CPUs than the partition has
+                reason = str(refused).strip().splitlines()[-1].removeprefix("sbatch: error: ")
+                print(f"harness: error: sbatch refused the jobs: {reason}", file=sys.stderr, flush=True)
+                raise SystemExit(2)
         self._wait(jobs)
         returns = [self._outcome(job, overrides) for job, overrides in zip(jobs, job_overrides)]
         failed = sum(r.status == JobStatus.FAILED for r in returns)
