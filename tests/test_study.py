@@ -118,7 +118,7 @@ BAD_SPECS = [
     (["sweep.sampler.name=bayes"], "sweep.sampler.name='bayes'; allowed: tpe, random, cmaes, gp, grid"),
     (["+sweep.sampler.n_startup=3"], "sweep.sampler (tpe): "),
     (["sweep.sampler.name=grid"], "sampler grid needs `choices` or a `step`"),
-    (["sweep.pruner.name=early"], "sweep.pruner.name='early'; allowed: median, percentile, successive_halving, hyperband, none"),
+    (["sweep.pruner.name=early"], "sweep.pruner.name='early'; allowed: median, percentile, successive_halving, hyperband, threshold, none"),
     (["sweep.objective.direction=up"], "sweep.objective.direction='up'; allowed: maximize, minimize"),
     (["sweep.n_trials=0"], "sweep.n_trials=0 must be an integer >= 1"),
     (["~sweep.space.lr", "~sweep.space.epsilon"], "sweep.space is empty"),
