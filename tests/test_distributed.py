@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -18,6 +19,29 @@ def torchrun(*args: str, timeout: float = 600):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def torchrun_in_background(tmp_path, port: int, *overrides: str):
+    """`harness.run OVERRIDES` as 2 ranks under torchrun, in a session of their own: (agent, run dir, stderr file)."""
+    run_dir, err = tmp_path / "run", tmp_path / "stderr"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+        "-m", "harness.run", *overrides, f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    with err.open("w") as stderr:
+        agent = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )  # fmt: skip
+    return agent, run_dir, err
+
+
+def wait_for_logs(agent, metrics, err, lines: int) -> None:
+    """Until `metrics` holds `lines` records; fails at once if the run ended."""
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= lines):
+        assert agent.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
+        time.sleep(0.2)
 
 
 def test_two_process_process_advantages_match_single_process(tmp_path):
@@ -46,28 +70,16 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     run is saved."""
     import re
     import signal
-    import time
 
     import psutil
 
-    run_dir = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
-        "-m", "harness.run", "debug=fast", "logger.mode=offline", "trainer.per_device_train_batch_size=6",
-        "trainer.num_generations=4", "trainer.max_steps=300", f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
-    err = tmp_path / "stderr"
-    with err.open("w") as stderr:
-        agent = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr,
-            start_new_session=True,
-        )  # fmt: skip
+    agent, run_dir, err = torchrun_in_background(
+        tmp_path, 29534, "debug=fast", "logger.mode=offline", "trainer.per_device_train_batch_size=6",
+        "trainer.num_generations=4", "trainer.max_steps=300",
+    )  # fmt: skip
+    metrics = run_dir / "metrics.jsonl"
     try:
-        metrics = run_dir / "metrics.jsonl"
-        deadline = time.monotonic() + 300
-        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
-            assert agent.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_for_logs(agent, metrics, err, lines=2)
         ranks = psutil.Process(agent.pid).children()  # the agent's children are the two ranks
         assert len(ranks) == 2
         ranks[-1].send_signal(signal.SIGTERM)
@@ -107,27 +119,14 @@ def test_a_hung_rank_fails_the_run_after_ddp_timeout(tmp_path):
     """SIGSTOP to rank 1 (a hung process keeps its connections open): rank 0 must fail in its next collective after
     trainer.ddp_timeout seconds, not wait forever (the CPU process group has it from harness/distributed.py)."""
     import signal
-    import time
 
     import psutil
 
-    run_dir = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
-        "-m", "harness.run", "debug=fast", "logger=none", "trainer.max_steps=100000", "trainer.ddp_timeout=10",
-        f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
-    err = tmp_path / "stderr"
-    with err.open("w") as stderr:
-        agent = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=stderr,
-            start_new_session=True,
-        )  # fmt: skip
+    agent, run_dir, err = torchrun_in_background(
+        tmp_path, 29535, "debug=fast", "logger=none", "trainer.max_steps=100000", "trainer.ddp_timeout=10"
+    )
     try:
-        deadline = time.monotonic() + 300
-        while not (run_dir / "metrics.jsonl").is_file():
-            assert agent.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_for_logs(agent, run_dir / "metrics.jsonl", err, lines=1)
         rank0, rank1 = sorted(psutil.Process(agent.pid).children(), key=lambda p: p.environ()["RANK"])
         rank1.send_signal(signal.SIGSTOP)
         stopped = time.monotonic()

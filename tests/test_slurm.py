@@ -57,6 +57,12 @@ def sacct(job: str) -> list[str]:
     return out.stdout.split()
 
 
+def study_trials(sweep_dir: Path, name: str = "smoke") -> list:
+    """The trials of the study in the sweep directory's journal."""
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,8 +142,7 @@ def test_optuna_study_with_two_slurm_workers(tmp_path):
     assert len(jobs) == 2, jobs
     for job in jobs:
         wait_for(lambda: sacct(job) == ["COMPLETED"], 30, f"job {job} to complete")
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
-    trials = optuna.load_study(study_name="smoke", storage=storage).get_trials()
+    trials = study_trials(sweep_dir)
     assert len(trials) == 4 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both workers took trials from the storage
     assert sorted(p.name for p in sweep_dir.glob("trial-*")) == [f"trial-{n:04d}" for n in range(4)]
@@ -203,8 +208,7 @@ def test_requeued_optuna_worker_resumes_its_trial_without_a_duplicate(tmp_path):
     trial_dir = sweep_dir / "trial-0000"
     job = preempt_once(launch, sweep_dir, trial_dir, tmp_path / "multirun.log")
     assert "resuming trial 0" in (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
-    (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # the budget, no retry
+    (trial,) = study_trials(sweep_dir)  # the budget, no retry
     assert trial.number == 0 and trial.state == TrialState.COMPLETE and "fail_reason" not in trial.user_attrs
     (checkpoint,) = (trial_dir / "trainer").glob("checkpoint-*")
     saved_at = int(checkpoint.name.split("-")[1])

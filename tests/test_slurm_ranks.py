@@ -10,16 +10,14 @@ import json
 import math
 import time
 
-import optuna
 import psutil
 import pytest
 import submitit
 from omegaconf import OmegaConf
-from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, run_cli
-from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, preempt_once, sacct, wait_for
+from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, preempt_once, sacct, study_trials, wait_for
 
 TWO_RANKS = ["hydra.launcher.tasks_per_node=2", "trainer.ddp_timeout=120"]
 
@@ -94,8 +92,7 @@ def test_study_of_three_trials_with_two_ranks_each_one_pruned(tmp_path):
     (job,) = job_ids(sweep_dir)
     rank0, rank1 = task_results(sweep_dir, job)
     assert rank0.return_value == rank1.return_value == 0.002  # the best value, on both ranks
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
-    trials = {t.params["lr"]: t for t in optuna.load_study(study_name="smoke", storage=storage).get_trials()}
+    trials = {t.params["lr"]: t for t in study_trials(sweep_dir)}
     assert sorted(trials) == [0.001, 0.002, 0.003] and len({t.user_attrs["worker"]["pid"] for t in trials.values()}) == 1
     assert [trials[lr].state for lr in (0.001, 0.002)] == [TrialState.COMPLETE] * 2
     pruned = trials[0.003]
@@ -140,8 +137,7 @@ def test_a_killed_rank_fails_its_trial_and_the_worker_at_once(tmp_path):
         if launch.poll() is None:
             launch.kill()
     assert launch.returncode != 0 and took < 30, (took, (tmp_path / "multirun.log").read_text()[-3000:])
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
-    (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # no second trial was asked for
+    (trial,) = study_trials(sweep_dir)  # no second trial was asked for
     assert trial.state == TrialState.FAIL and "Connection" in trial.user_attrs["fail_reason"], trial.user_attrs
 
 
@@ -191,8 +187,7 @@ def test_preempted_two_rank_optuna_worker_resumes_its_trial_on_both_ranks(tmp_pa
     trial_dir = sweep_dir / "trial-0000"
     job = preempt_once(launch, sweep_dir, trial_dir, tmp_path / "multirun.log")
     assert "resuming trial 0" in (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
-    (trial,) = optuna.load_study(study_name="smoke", storage=storage).get_trials()  # the budget, no retry
+    (trial,) = study_trials(sweep_dir)  # the budget, no retry
     assert trial.number == 0 and trial.state == TrialState.COMPLETE
     (checkpoint,) = (trial_dir / "trainer").glob("checkpoint-*")
     assert sorted(p.name for p in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
