@@ -1,5 +1,6 @@
 """Two CPU processes under torchrun: per-token advantages equal the single-process ones; a full run completes."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -122,17 +123,21 @@ def test_a_hung_rank_fails_the_run_after_ddp_timeout(tmp_path):
 
     import psutil
 
+    ranks = []
     agent, run_dir, err = torchrun_in_background(
         tmp_path, 29535, "debug=fast", "logger=none", "trainer.max_steps=100000", "trainer.ddp_timeout=10"
     )
     try:
         wait_for_logs(agent, run_dir / "metrics.jsonl", err, lines=1)
-        rank0, rank1 = sorted(psutil.Process(agent.pid).children(), key=lambda p: p.environ()["RANK"])
-        rank1.send_signal(signal.SIGSTOP)
+        ranks = sorted(psutil.Process(agent.pid).children(), key=lambda p: p.environ()["RANK"])
+        ranks[1].send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
-        rank0.wait(timeout=120)
+        ranks[0].wait(timeout=120)
         took = time.monotonic() - stopped
     finally:
+        for rank in ranks:  # torchrun's workers have process groups of their own: the agent's kill misses them
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rank.kill()
         os.killpg(agent.pid, signal.SIGKILL)
         agent.wait()
     assert 10 <= took < 60, took
