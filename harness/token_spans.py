@@ -7,6 +7,8 @@ completion with special tokens skipped. `token_spans` gives each token's [start,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 CONTEXT = 8  # tokens decoded before the current one, so merges and leading-space rules come out as in the full text
 
 
@@ -30,3 +32,22 @@ def token_at(spans: list[tuple[int, int]], char: int) -> int | None:
     A linear scan: spans of a tokenizer's offset mapping are not sorted (special and padding tokens are (0, 0)).
     """
     return next((k for k, (start, end) in enumerate(spans) if start <= char < end), None)
+
+
+class LazySpans(Sequence):
+    """`token_spans` for a batch, computed per completion on first access: token rewards that do not read them
+    (the dense built-in ones) cost nothing, since decoding in windows is the expensive part."""
+
+    def __init__(self, tokenizer, ids: list[list[int]]):
+        self.tokenizer, self.ids, self._rows = tokenizer, ids, {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        if row not in self._rows:
+            self._rows[row] = token_spans(self.tokenizer, self.ids[row])[1]
+        return self._rows[row]
+

@@ -22,7 +22,7 @@ from trl import GRPOTrainer
 from harness.advantages import process_advantages
 from harness.importance import gspo_token_old_logps, log_importance_weights
 from harness.noise_floor import noise_warning
-from harness.token_spans import token_spans
+from harness.token_spans import LazySpans
 from harness.stats import (
     MetricWindow,
     advantage_extremes,
@@ -92,12 +92,11 @@ class HarnessGRPOTrainer(GRPOTrainer):
         lengths = completion_mask.sum(-1).tolist()
         ids = [row[: int(n)].tolist() for row, n in zip(completion_ids, lengths)]
         columns = {key: [example[key] for example in inputs] for key in inputs[0] if key != "prompt"}
-        texts, spans = zip(*(token_spans(self.processing_class, row) for row in ids)) if ids else ((), ())
         values = self.token_reward(
             prompts=[example["prompt"] for example in inputs],
-            completions=list(texts),
+            completions=self.processing_class.batch_decode(ids, skip_special_tokens=True),
             tokens=[self.processing_class.convert_ids_to_tokens(row) for row in ids],
-            token_spans=list(spans),
+            token_spans=LazySpans(self.processing_class, ids),
             completion_ids=ids,
             eos_token=self.processing_class.eos_token,
             device=self.accelerator.device,

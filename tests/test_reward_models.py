@@ -149,3 +149,12 @@ def test_bpe_chat_model_with_conversational_prompts_trains(bpe_tokenizer, tmp_pa
     assert [r["step"] for r in records] == [2, 4] and all(r["adv/within_seq_std"] > 0 for r in records)
     before, after = load_file(model_dir / "model.safetensors"), load_file(run_dir / "final_model" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter changed"
+
+
+def test_lazy_spans_equal_the_eager_ones(bpe_tokenizer):
+    from harness.token_spans import LazySpans
+
+    ids = [bpe_tokenizer("apple banana")["input_ids"], bpe_tokenizer("cherry é")["input_ids"]]
+    lazy = LazySpans(bpe_tokenizer, ids)
+    assert len(lazy) == 2 and lazy._rows == {}  # nothing decoded before it is read
+    assert list(lazy) == [token_spans(bpe_tokenizer, row)[1] for row in ids] and lazy[:1] == [lazy[0]]
