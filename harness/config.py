@@ -264,6 +264,12 @@ def check_rules(run: Run) -> None:
             f"advantage={run.advantage.name} needs a token-level reward but reward={reward.name} has none "
             f"(reward.token_function is null); use advantage=outcome or reward={'/'.join(with_tokens)}"
         )
+    token_target = (reward.token_function or {}).get("_target_", "")
+    require(
+        run.advantage.estimator == "process" or not token_target.startswith("harness.reward_models."),
+        f"reward.token_function is a reward model ({token_target.rsplit('.', 1)[-1]}) but advantage="
+        f"{run.advantage.name} does not use token rewards: it would be loaded and ignored; use advantage=process",
+    )
     check_advantage(run.advantage)
     check_logger(run.logger)
     require(len(reward.functions) > 0, f"reward.functions is empty for reward={reward.name}; give at least one")

@@ -178,6 +178,8 @@ BAD_INPUTS = [
     ("temperature zero", ["trainer.temperature=0"], "trainer.temperature=0 must be a finite number > 0"),
     ("temperature negative", ["trainer.temperature=-1"], "trainer.temperature=-1"),
     ("beta negative", ["trainer.beta=-0.5"], "trainer.beta=-0.5 must be a finite number >= 0"),
+    ("PRM ignored by outcome", ["reward/token_function=prm", "reward.token_function.path=/tmp", "advantage=outcome"],
+     "reward.token_function is a reward model (ProcessRewardModel) but advantage=outcome does not use token rewards"),
     ("scale_rewards typo", ["trainer.scale_rewards=grup"], "trainer.scale_rewards='grup'; allowed: group, batch, none"),
     ("top_p", ["trainer.top_p=1.5"], "trainer.top_p=1.5 must be a finite number in (0, 1]"),
     ("batch negative", ["trainer.per_device_train_batch_size=-2"], "trainer.per_device_train_batch_size=-2 must be an integer > 0"),
