@@ -48,7 +48,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.last_advantages: tuple[torch.Tensor, torch.Tensor] | None = None  # all ranks' (advantages, mask)
         self._loss_inputs: dict | None = None
         self._generation_step = -1  # the optimizer step at which the buffered completions were generated
-        self.noise_warning: str | None = None  # set once, the first time the ratio noise reaches the clip range
+        self._noise_warned = False  # the noise-floor warning is printed once per run
 
     # --- advantages -------------------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
@@ -198,8 +198,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
     def _warn_if_noise_reaches_clip_range(self, logs: dict[str, float]) -> None:
         """Warn once when the level's ratio noise is not well below its clip range: clipping then follows rounding."""
         message = noise_warning(logs, self.level, self.epsilon_low, self.epsilon_high)
-        if message and self.noise_warning is None:
-            self.noise_warning = message
+        if message and not self._noise_warned:
+            self._noise_warned = True
             if self.accelerator.is_main_process:
                 print(f"harness: warning: {message}", file=sys.stderr, flush=True)
 
