@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from harness.compose import compose
 from harness.config import parse
 
 ROOT = Path(__file__).resolve().parent.parent
+PG = "postgresql://postgres@127.0.0.1:5432"  # the local server CI starts (trust auth)
 # Tests never talk to wandb's servers, whatever credentials the developer has.
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -55,3 +57,21 @@ def tiny_model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     build_model(model, build_tokenizer(model), out)
     return out / "initial_model"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"harness_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL at {PG} unreachable: {error}")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG}/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import optuna
@@ -28,7 +27,6 @@ from harness.study import JOURNAL_FILE, Ledger, parse_space, prepare, reproduce_
 from harness.study.worker import HOST, _fail_dead_local_trials, process_start
 
 REPO = Path(__file__).resolve().parent.parent
-PG = "postgresql://postgres@127.0.0.1:5432"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SHORT = "trainer.max_steps=4"  # trials of the tests that do not look at pruning
 
@@ -213,7 +211,7 @@ def test_journal_liveness_survives_pid_reuse(tmp_path):
         for trial, started in ((lost, gone_started), (live, process_start(reusing.pid))):
             owner = {"host": HOST, "pid": reusing.pid, "started": started, "trial": trial.number, "slurm_job": None}
             trial.set_user_attr("worker", owner)
-        _fail_dead_local_trials(sweep)
+        assert _fail_dead_local_trials(sweep, sweep.study.get_trials(deepcopy=False))
     finally:
         reusing.kill()
         reusing.wait()
@@ -375,23 +373,6 @@ def test_two_workers_share_journal(tmp_path):
         assert worker.wait(timeout=300) == 0, (tmp_path / "worker0.log").read_text()[-3000:]
     trials = assert_budget(journal_study(sweep_dir), 4, sweep_dir)
     assert {t.user_attrs["worker"]["pid"] for t in trials} == {w.pid for w in workers}
-
-
-@pytest.fixture
-def postgres_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"harness_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"PostgreSQL at {PG} unreachable: {error}")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 @pytest.mark.e2e

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 import warnings
 from pathlib import Path
 
@@ -115,7 +117,45 @@ def with_driver(url: str) -> str:
 
 
 def engine_kwargs(url: str) -> dict:
-    return {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else {}
+    """A database server: a connection per storage call, closed after it (NullPool), opened patiently. A pooled
+    connection stays open while its worker trains, and a worker holds two (its heartbeat thread's too), so a stock
+    PostgreSQL (max_connections=100) refused workers from about 50 on (benchmarks/storage_load.py)."""
+    if url.startswith("sqlite"):
+        return {}
+    import sqlalchemy
+
+    return {"poolclass": sqlalchemy.pool.NullPool, "creator": _patient_connect(with_driver(url))}
+
+
+# What a server says when all its connection slots are taken (PostgreSQL, MySQL/MariaDB): wait for a free one.
+SERVER_FULL = ("too many clients", "remaining connection slots", "too many connections")
+CONNECT_PATIENCE = 120  # seconds: SLURM starts a whole array of workers at once
+
+
+def _patient_connect(url: str):
+    """A DBAPI connect for `url` that retries, with jittered backoff, while the server is full. Any other error
+    (wrong host, password, database) is raised at once."""
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    dialect = parsed.get_dialect()
+    dbapi = dialect.import_dbapi()
+    cargs, cparams = dialect(dbapi=dbapi).create_connect_args(parsed)
+    if url.startswith("postgres"):
+        cparams.setdefault("connect_timeout", 5)
+
+    def connect():
+        delay, deadline = 0.05, time.monotonic() + CONNECT_PATIENCE
+        while True:
+            try:
+                return dbapi.connect(*cargs, **cparams)
+            except dbapi.OperationalError as error:
+                if time.monotonic() > deadline or not any(s in str(error).lower() for s in SERVER_FULL):
+                    raise
+            time.sleep(random.uniform(0, delay))
+            delay = min(2 * delay, 2.0)
+
+    return connect
 
 
 def probe(url: str) -> None:

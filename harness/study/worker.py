@@ -12,6 +12,7 @@ import random
 import socket
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from harness.run_dir import window_mean
 from harness.study.backends import build_sampler
 from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
 from harness.study.plan import Sweep, prepare
+from harness.study.pruning import decision_due
 from harness.study.results import report_best, reproduce_command
 from harness.study.space import compose, suggest, trial_overrides
 
@@ -113,11 +115,15 @@ def work(sweep: Sweep) -> float:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)  # RDB: heartbeat-stale trials -> FAIL + retry
-            _fail_dead_local_trials(sweep)  # journal: trials whose local worker process is gone -> FAIL + retry
-            ledger = Ledger.of(study.get_trials(deepcopy=False))
+            # One read of the trial list per trial (it is the costly call at scale; see benchmarks/storage_load.py),
+            # again only when a lost trial was given back.
+            trials = study.get_trials(deepcopy=False)
+            if _fail_dead_local_trials(sweep, trials):  # journal: trials whose local worker process is gone
+                trials = study.get_trials(deepcopy=False)
+            ledger = Ledger.of(trials)
             _check_failures(ledger, sweep)
             if ledger.waiting or ledger.finished + ledger.running < sweep.spec["n_trials"]:
-                study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, study))
+                study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, len(trials)))
                 # One ask -> objective -> tell; Optuna adds the heartbeat thread (RDB) and pops WAITING retries first.
                 study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
             elif ledger.running and sweep.heartbeats:
@@ -148,13 +154,12 @@ def _resume_requeued_trial(sweep: Sweep) -> None:
             sweep.study.tell(trial, value)
 
 
-def _trial_seed(sweep: Sweep, study: optuna.Study) -> int | None:
-    """A fresh seed per trial from (seed, worker, trials so far): reproducible for one worker, distinct across
-    workers, and a resumed worker does not replay the proposals of its first run."""
+def _trial_seed(sweep: Sweep, count: int) -> int | None:
+    """A fresh seed per trial from (seed, worker, `count` trials so far): reproducible for one worker, distinct
+    across workers, and a resumed worker does not replay the proposals of its first run."""
     seed = sweep.spec["sampler"].get("seed")
     if seed is None:
         return None
-    count = len(study.get_trials(deepcopy=False))
     return random.Random(f"{seed}-{sweep.worker}-{count}").getrandbits(31)
 
 
@@ -169,11 +174,13 @@ def _check_failures(ledger: Ledger, sweep: Sweep) -> None:
         )
 
 
-def _fail_dead_local_trials(sweep: Sweep) -> None:
-    """Journal storage has no heartbeats: a RUNNING trial whose worker process on this host is gone is lost."""
+def _fail_dead_local_trials(sweep: Sweep, trials: list) -> bool:
+    """Journal storage has no heartbeats: a RUNNING trial whose worker process on this host is gone is lost.
+    Whether one was given back."""
     if sweep.heartbeats:
-        return
-    for trial in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        return False
+    lost_any = False
+    for trial in (t for t in trials if t.state == TrialState.RUNNING):
         owner = trial.user_attrs.get("worker") or {}
         # `trial` guards against attributes a retried trial inherited from the trial it retries.
         if owner.get("trial") != trial.number:
@@ -186,6 +193,8 @@ def _fail_dead_local_trials(sweep: Sweep) -> None:
         lost = f"SLURM job {owner['slurm_job']} ended" if owner.get("slurm_job") else f"worker pid {owner['pid']} died"
         # Optuna has no public trial id; storage calls need it.
         _give_back(sweep, trial._trial_id, f"{lost} (host {owner.get('host')})", sweep.spec["max_retry"])
+        lost_any = True
+    return lost_any
 
 
 def _give_back(sweep: Sweep, trial_id: int, reason: str, max_retry: int | None) -> None:
@@ -270,7 +279,13 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     shared = {"params": trial.params, "number": trial.number, "report_every": sweep.spec["report_every"]}
     distributed.share(("trial", job | shared))  # the other ranks train it too
     cfg = compose(overrides, sweep.config_name)
-    reporter = objective_reporter(trial, cfg.objective.metric, cfg.objective.last_n, sweep.spec["report_every"])
+    reporter = objective_reporter(
+        trial,
+        cfg.objective.metric,
+        cfg.objective.last_n,
+        sweep.spec["report_every"],
+        decision_due(sweep.spec["pruner"]),
+    )
     value = run_job(cfg, trial_dir, sweep.name, trial=trial, run_id=job["run_id"], callbacks=[reporter])
     if reporter.pruned:
         trial.set_user_attr("pruned_at", reporter.pruned_at)
@@ -280,10 +295,13 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     return value
 
 
-def objective_reporter(trial: optuna.Trial | None, metric: str, last_n: int, every: int):
+def objective_reporter(
+    trial: optuna.Trial | None, metric: str, last_n: int, every: int, due: Callable[[int, int], bool] | None = None
+):
     """A TrainerCallback reporting the objective (mean of `metric` over the last `last_n` logs) to the trial every
-    `every` optimizer steps, and stopping training when the pruner says so. In a multi-process trial rank 0 holds
-    the trial (the others pass None) and its decision is agreed at each log, so that every rank stops at that step.
+    `every` optimizer steps, and stopping training when the pruner says so; the pruner is asked only where
+    `due(last asked, step)` (harness/study/pruning.py). In a multi-process trial rank 0 holds the trial (the others
+    pass None) and its decision is agreed at each log, so that every rank stops at that step.
 
     transformers reports to a trial only inside `hyperparameter_search`, which TRL trainers cannot use; the class is
     built here so that transformers is imported only once a trial runs.
@@ -296,6 +314,7 @@ def objective_reporter(trial: optuna.Trial | None, metric: str, last_n: int, eve
         def __init__(self):
             self.values: list[float] = []
             self.next_report = every
+            self.asked_at = 0  # step of the last pruner call
 
         @property
         def pruned(self) -> bool:
@@ -319,6 +338,9 @@ def objective_reporter(trial: optuna.Trial | None, metric: str, last_n: int, eve
                 return False
             self.next_report = (step // every + 1) * every
             trial.report(window_mean(self.values, last_n), step)
+            if due is not None and not due(self.asked_at, step):
+                return False
+            self.asked_at = step
             return trial.should_prune()
 
     return ObjectiveReporter()
