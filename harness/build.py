@@ -9,28 +9,33 @@ from pathlib import Path
 from harness.config import Run
 
 
-def grpo_config(run: Run, output_dir: Path):
-    """GRPOConfig from `trainer` plus the fields other groups own (harness.config.TRAINER_OWNERS): the level, clip
-    range and loss type of `importance_sampling`, the seed, and the weights of `reward.functions` (in their order,
-    which is the order of the reward functions handed to the trainer)."""
+def grpo_kwargs(run: Run, output_dir: Path) -> dict:
+    """GRPOConfig's arguments: `trainer` plus the fields other groups own (harness.config.TRAINER_OWNERS): the level,
+    clip range and loss type of `importance_sampling`, the seed, and the weights of `reward.functions` (in their
+    order, which is the order of the reward functions handed to the trainer)."""
+    sampling = run.importance_sampling
+    return dict(
+        **run.trainer,
+        output_dir=str(output_dir / "trainer"),
+        seed=run.seed,
+        importance_sampling_level=sampling.level,
+        epsilon=sampling.epsilon,
+        epsilon_high=sampling.epsilon_high,
+        loss_type=sampling.loss_type,
+        max_completion_length=run.reward.max_completion_length,
+        report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
+        reward_weights=[spec.weight for spec in run.reward.functions.values()],
+    )
+
+
+def grpo_config(run: Run, output_dir: Path, **overrides):
+    """The GRPOConfig of `grpo_kwargs`; `overrides` replace some of them (tests without a GPU: `bf16=False`)."""
     from trl import GRPOConfig
 
-    sampling = run.importance_sampling
     with warnings.catch_warnings():
         # trl 1.16 defaults gradient_checkpointing, transformers' deprecated alias: a FutureWarning on every run
         warnings.filterwarnings("ignore", "`gradient_checkpointing", FutureWarning)
-        return GRPOConfig(
-            **run.trainer,
-            output_dir=str(output_dir / "trainer"),
-            seed=run.seed,
-            importance_sampling_level=sampling.level,
-            epsilon=sampling.epsilon,
-            epsilon_high=sampling.epsilon_high,
-            loss_type=sampling.loss_type,
-            max_completion_length=run.reward.max_completion_length,
-            report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
-            reward_weights=[spec.weight for spec in run.reward.functions.values()],
-        )
+        return GRPOConfig(**(grpo_kwargs(run, output_dir) | overrides))
 
 
 def build_trainer(run: Run, output_dir: Path, callbacks: list):

@@ -48,14 +48,25 @@ def from_slurm_tasks() -> None:
 def init(trainer_cfg) -> None:
     """Start the process group now (accelerate's PartialState, reused by the trainer), with `trainer.ddp_timeout`
     on every collective: transformers passes that timeout only to GPU process groups, and without it a rank whose
-    peer hangs waits 30 minutes. A no-op in a single process or once started."""
+    peer hangs waits 30 minutes. A no-op in a single process or once started (FSDP in a single process refused)."""
     import torch.distributed
     from accelerate import PartialState
 
+    check_sharded(trainer_cfg)
     if world_size() <= 1 or torch.distributed.is_initialized():
         return
     timeout = timedelta(seconds=trainer_cfg.get("ddp_timeout", DEFAULT_TIMEOUT_S))
     PartialState(cpu=bool(trainer_cfg.get("use_cpu", False)), timeout=timeout)
+
+
+def check_sharded(trainer_cfg) -> None:
+    """FSDP shards across the processes of a launcher (LOCAL_RANK set): in one plain process accelerate ignores it
+    and trains the whole model on one GPU. Checked in the job: the command that submits SLURM jobs has no LOCAL_RANK."""
+    if trainer_cfg.get("fsdp") and "LOCAL_RANK" not in os.environ:
+        raise ConfigError(
+            "trainer.fsdp (parallelism=fsdp) shards across the ranks of a multi-process launch, and this run is one "
+            "plain process; use hydra.launcher.tasks_per_node, torchrun or accelerate launch"
+        )
 
 
 def agree(flags: list[int], device) -> list[int]:

@@ -24,6 +24,7 @@ from harness.config_table import README, readme_tables, tables
 from harness.study.space import hydra_value
 from harness.trainer import HarnessGRPOTrainer
 from tests.conftest import ROOT, parse_config, run_cli
+from tests.test_gpu_presets import GPU_GROUPS
 
 # Presets for GPU users need the hub or a GPU, and a PRM needs a trained model (tests/test_reward_models.py builds one):
 # they are checked as configs only.
@@ -31,7 +32,13 @@ CONFIG_ONLY = {
     ("model", "qwen2_5_0_5b_instruct"), ("reward", "gsm8k"), ("trainer", "gpu"), ("reward/token_function", "prm")
 }  # fmt: skip
 # Study files (the `sweep` group, a link to sweeps/) open a storage to validate: tests/test_study.py checks each one.
-OPTIONS = [(group, option) for group in config_groups() if group != "sweep" for option in group_options(group)]
+# GPU presets need trainer=gpu and packages this machine lacks: tests/test_gpu_presets.py checks each one.
+OPTIONS = [
+    (group, option)
+    for group in config_groups()
+    if group != "sweep" and group not in GPU_GROUPS
+    for option in group_options(group)
+]
 
 
 def overrides_for(group: str, option: str, tiny_model_dir: Path) -> list[str]:
@@ -249,6 +256,24 @@ BAD_INPUTS = [
     ("space choice of an own option", ["--config-dir", "examples/reverse/conf", "sweep=reverse_lr", "+sweep.space.task={{key:reward,choices:[copy,reversee]}}"], "sweep.space.task.choices: 'reversee' is not an option of reward; allowed: addition, chain, copy, gsm8k, reverse"),
     ("password in a bad override", ["sweep=smoke", "sweep.storag=postgresql://u:secret@h/db"], "Could not override 'sweep.storag'. To append to your config use +sweep.storag=postgresql://u:***@h/db"),
     ("study metric", ["sweep=smoke", "sweep.objective.metric=rewrd"], "sweep.objective.metric='rewrd' is not a metric this run logs; did you mean reward?"),
+    # GPU presets (DeepSpeed, FSDP, vLLM): refused on the CPU trainer, in clashing pairs, and where they would do nothing
+    ("zero2 on CPU", ["parallelism=zero2"], "trainer.deepspeed (parallelism=zero2 or zero3) runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"),
+    ("zero3 on CPU", ["parallelism=zero3"], "trainer.deepspeed (parallelism=zero2 or zero3) runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"),
+    ("fsdp on CPU", ["parallelism=fsdp"], "trainer.fsdp (parallelism=fsdp) runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"),
+    ("vllm colocate on CPU", ["generation=vllm_colocate"], "trainer.use_vllm (generation=vllm_colocate or vllm_server) runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"),
+    ("vllm server on CPU", ["generation=vllm_server", "debug=fast"], "trainer.use_vllm (generation=vllm_colocate or vllm_server) runs on GPUs only"),
+    ("gpu trainer back on CPU", ["trainer=gpu", "parallelism=fsdp", "trainer.use_cpu=true"], "trainer.fsdp (parallelism=fsdp) runs on GPUs only"),
+    ("deepspeed and fsdp", ["trainer=gpu", "parallelism=zero3", "trainer.fsdp=true"], "trainer.deepspeed and trainer.fsdp are both set"),
+    ("fsdp legacy string", ["trainer.fsdp=full_shard"], "trainer.fsdp='full_shard'; allowed: True, False, None"),
+    ("fsdp_config without fsdp", ["trainer=gpu", "trainer.fsdp_config={{version:2}}"], "trainer.fsdp_config only applies with trainer.fsdp=true"),
+    ("fsdp_config typo", ["trainer=gpu", "parallelism=fsdp", "trainer.fsdp_config.reshard_after_forwad=false"], "trainer.fsdp_config.reshard_after_forwad is not a setting transformers reads; did you mean reshard_after_forward?"),
+    ("fsdp checkpointing twice", ["trainer=gpu", "parallelism=fsdp", "trainer.gradient_checkpointing=true"], "FSDP's activation_checkpointing and trainer.gradient_checkpointing=true both checkpoint activations"),
+    ("deepspeed file missing", ["trainer=gpu", "trainer.deepspeed={tmp}/nowhere.json"], "trainer.deepspeed={tmp}/nowhere.json cannot be read (No such file or directory)"),
+    ("vllm field without vllm", ["trainer.vllm_server_port=9000"], "trainer.vllm_server_port only applies with trainer.use_vllm=true"),
+    ("vllm server field with colocate", ["trainer=gpu", "generation=vllm_colocate", "trainer.vllm_server_port=9000"], "trainer.vllm_server_port only applies to trainer.vllm_mode=server, not colocate"),
+    ("vllm colocate field with server", ["trainer=gpu", "generation=vllm_server", "trainer.vllm_gpu_memory_utilization=0.5"], "trainer.vllm_gpu_memory_utilization only applies to trainer.vllm_mode=colocate, not server; remove it (the server's own settings are `trl vllm-serve` options)"),
+    ("vllm memory share", ["trainer=gpu", "generation=vllm_colocate", "trainer.vllm_gpu_memory_utilization=1.5"], "trainer.vllm_gpu_memory_utilization=1.5 must be a finite number in (0, 1]"),
+    ("unknown gpu preset", ["parallelism=zero1"], "parallelism=zero1 is not an option; allowed: fsdp, zero2, zero3"),
 ]  # fmt: skip
 STUDY_FILES = {
     "study": "# @package _global_\ndefaults:\n  - _study\n  - _self_\nsweep:\n  space: {lr: {key: trainer.learning_rate\n",
