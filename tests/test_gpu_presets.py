@@ -1,10 +1,11 @@
 """GPU presets, checked as configs (no GPU ran them): every option of conf/parallelism/ and conf/generation/ with
-`trainer=gpu`, the DeepSpeed files as transformers fills them, and what is refused (CPU, missing packages, presets
-that clash)."""
+`trainer=gpu`, the DeepSpeed files as transformers fills them, the accelerate config files as `accelerate launch`
+reads them, the README's commands for them, and what is refused (CPU, missing packages, presets that clash)."""
 
 import inspect
 import json
 import re
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,10 +14,11 @@ import pytest
 from harness import config, distributed, trainer_fields
 from harness.build import grpo_config, grpo_kwargs
 from harness.config import CONF_DIR, FSDP_CONFIG_KEYS, GPU_FIELDS, VLLM_MODE_FIELDS, ConfigError, group_options
-from tests.conftest import parse_config
+from tests.conftest import ROOT, parse_config
 
 GPU_GROUPS = ("parallelism", "generation")
 PRESETS = [(group, option) for group in GPU_GROUPS for option in group_options(group)]
+ACCELERATE_FILES = sorted((ROOT / "accelerate_configs").glob("*.yaml"))
 # What each preset hands to GRPOConfig (among its arguments); a new preset needs a line here.
 EXPECTED = {
     "zero2": {"deepspeed": str(CONF_DIR / "parallelism" / "zero2.json")},
@@ -39,6 +41,7 @@ def gpu_run(*overrides: str):
 
 def test_every_preset_has_its_expectation():
     assert {option for _, option in PRESETS} == set(EXPECTED)
+    assert {path.stem for path in ACCELERATE_FILES} == {"zero2", "zero3", "fsdp"}
 
 
 @pytest.mark.parametrize(("group", "option"), PRESETS, ids=[f"{g}={o}" for g, o in PRESETS])
@@ -101,6 +104,68 @@ def test_deepspeed_file_is_filled_by_transformers(option, packages, tmp_path):
         assert ds.get_value("zero_optimization.stage3_gather_16bit_weights_on_model_save") is True
 
 
+def launch_env(path: Path) -> dict[str, str]:
+    """The environment `accelerate launch --config_file PATH -m harness.run` gives each process (nothing launched)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    parser = launch_command_parser()
+    args, defaults, mixed_from_file = _validate_launch_command(
+        parser.parse_args(["--config_file", str(path), "-m", "harness.run"])
+    )
+    if args.use_deepspeed:  # the fields accelerate then refuses to mix with a deepspeed_config_file
+        fields = [*defaults.deepspeed_config, *(["mixed_precision"] if mixed_from_file else [])]
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields)
+        env = prepare_deepspeed_cmd_env(args)[1]
+    else:
+        env = prepare_multi_gpu_env(args)
+    return {key: value for key, value in env.items() if key.startswith(("ACCELERATE_", "FSDP_"))}
+
+
+@pytest.mark.parametrize("path", ACCELERATE_FILES, ids=[p.name for p in ACCELERATE_FILES])
+def test_accelerate_config_file(path, packages, monkeypatch, tmp_path):
+    from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+    from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
+
+    monkeypatch.chdir(ROOT)  # deepspeed_config_file is relative to where accelerate is launched: the clone
+    file = load_config_from_file(str(path))  # unknown top-level keys and distributed types refused
+    assert isinstance(file, ClusterConfig) and not file.use_cpu
+    # accelerate copies the nested keys onto its launch options without checking them: a typo would do nothing.
+    options = {action.dest for action in launch_command_parser()._actions}
+    nested = [*file.deepspeed_config, *(k if k.startswith("fsdp_") else f"fsdp_{k}" for k in file.fsdp_config)]
+    assert set(nested) <= options, set(nested) - options
+    run, deepspeed = gpu_run(f"parallelism={path.stem}"), path.stem.startswith("zero")
+    preset = grpo_kwargs(run, tmp_path) if deepspeed else grpo_config(run, tmp_path, bf16=False)  # before the env
+    for key, value in launch_env(path).items():
+        monkeypatch.setenv(key, value)
+    if deepspeed:  # the preset's DeepSpeed file, read the way transformers does
+        plugin = DeepSpeedPlugin()
+        assert Path(file.deepspeed_config["deepspeed_config_file"]).resolve() == Path(preset["deepspeed"])
+        assert plugin.zero_stage == int(path.stem[-1]) and plugin.zero3_init_flag == (path.stem == "zero3")
+    else:  # the preset's FSDP settings
+        from_file = FullyShardedDataParallelPlugin()
+        from_preset = FullyShardedDataParallelPlugin(**preset.fsdp_plugin_args)
+        same = ("fsdp_version", "reshard_after_forward", "activation_checkpointing", "state_dict_type", "cpu_offload")
+        assert {k: getattr(from_file, k) for k in same} == {k: getattr(from_preset, k) for k in same}
+        assert from_file.auto_wrap_policy is from_preset.auto_wrap_policy
+    # under this launch: the README's commands pass; the CPU trainer and a second source of settings are refused
+    for overrides in readme_accelerate_overrides(path) or [["trainer=gpu"]]:
+        parse_config(*overrides, "logger=none")
+    with pytest.raises(ConfigError, match="runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"):
+        parse_config("logger=none")
+    clash = "under `accelerate launch` with an? (DeepSpeed|FSDP) config file: give one of the two, not both"
+    with pytest.raises(ConfigError, match=clash):
+        gpu_run("parallelism=fsdp" if path.stem.startswith("zero") else "parallelism=zero3")
+
+
+def test_fsdp_under_accelerate_launch_refuses_the_trainers_checkpointing(packages, monkeypatch):
+    for key, value in launch_env(ROOT / "accelerate_configs" / "fsdp.yaml").items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match="set trainer.gradient_checkpointing=false"):
+        gpu_run()
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -146,3 +211,58 @@ def test_rule_tables_name_what_the_libraries_read():
     assert set(GPU_FIELDS) | {key for keys in VLLM_MODE_FIELDS.values() for key in keys} <= set(fields)
     source = inspect.getsource(TrainingArguments._process_fsdp_args)
     assert [key for key in FSDP_CONFIG_KEYS if f'"{key}"' not in source] == []
+
+
+# --- the README's commands for these presets ----------------------------------------------------------------------
+def readme_commands(program: str) -> list[list[str]]:
+    """The README's shell commands that start with `program` (continuation lines joined), as argument lists."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    lines = [line.split(" # ")[0] for line in text.splitlines()]
+    return [shlex.split(line)[len(program.split()) :] for line in lines if line.startswith(program + " ")]
+
+
+def job_overrides(args: list[str]) -> list[str]:
+    """A command line's overrides of the job config (what `parse` checks): launcher, study and flags left out."""
+    return [arg for arg in args if "=" in arg and not arg.startswith(("-", "hydra", "sweep", "worker"))]
+
+
+def readme_accelerate_overrides(path: Path) -> list[list[str]]:
+    """The job overrides of the README's `accelerate launch` commands with the config file `path`."""
+    config_file = ["--config_file", f"accelerate_configs/{path.name}"]
+    return [job_overrides(args) for args in readme_commands("accelerate launch") if args[:2] == config_file]
+
+
+GPU_COMMANDS = [
+    args for args in readme_commands("python -m harness.run") if any(arg.startswith(GPU_GROUPS) for arg in args)
+]
+
+
+def test_readme_shows_a_command_for_each_preset():
+    shown = {arg for args in GPU_COMMANDS for arg in args}
+    assert {f"{group}={option}" for group, option in PRESETS if option != "zero2"} <= shown
+    assert readme_accelerate_overrides(ROOT / "accelerate_configs/zero3.yaml")
+    assert readme_accelerate_overrides(ROOT / "accelerate_configs/fsdp.yaml")
+
+
+@pytest.mark.parametrize("args", GPU_COMMANDS, ids=[" ".join(job_overrides(a)) for a in GPU_COMMANDS])
+def test_readme_gpu_command_passes_the_config_checks(args, packages):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parse_config(*job_overrides(args), "logger=none")
+    launcher = OverridesParser.create().parse_overrides([arg for arg in args if arg.startswith("hydra")])
+    setup = [line for o in launcher if o.key_or_group == "hydra.launcher.setup" for line in o.value()]
+    # a vLLM server without a host of its own is started by the job's setup lines (a list Hydra parses), in the
+    # background, on a GPU the ranks leave free
+    in_job = "generation=vllm_server" in args and not any(a.startswith("trainer.vllm_server_host=") for a in args)
+    assert in_job == any(re.fullmatch(r"CUDA_VISIBLE_DEVICES=\d+ trl vllm-serve .*&", line) for line in setup)
+
+
+def test_readme_vllm_serve_commands_parse():
+    from trl.scripts.vllm_serve import make_parser
+
+    text = (ROOT / "README.md").read_text()
+    commands = [shlex.split(found) for found in re.findall(r"trl vllm-serve ([^&\"'\n]*)", text)]
+    assert len(commands) >= 2  # in the job's setup, and on a node of its own
+    for args in commands:
+        (script,) = make_parser(prog="trl vllm-serve").parse_args_into_dataclasses(args=args)  # unknown flags fail
+        assert script.model == "Qwen/Qwen2.5-0.5B-Instruct"  # the model the README's trials train
