@@ -85,3 +85,32 @@ def test_skipped_steps_never_change_a_decision(spec):
     outcome = run_study(spec, gated=False, curves=curves)
     assert sum(state == "pruned" for state, _ in outcome) >= 10  # the comparison is not vacuous
     assert run_study(spec, gated=True, curves=curves) == outcome
+
+
+def test_trial_reports_every_step_but_asks_only_at_rungs(tmp_path):
+    """The harness's reporter, driven as the trainer drives it: a value every `report_every` steps, the (costly)
+    pruner question only where a rung is passed."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from harness.study.worker import objective_reporter
+
+    class CountingPruner(optuna.pruners.SuccessiveHalvingPruner):  # the real pruner, its calls recorded
+        asked: list[int] = []
+
+        def prune(self, study, trial):
+            self.asked.append(trial.last_step)
+            return super().prune(study, trial)
+
+    spec = {"name": "successive_halving", "min_resource": 100, "reduction_factor": 3}
+    pruner = CountingPruner(min_resource=100, reduction_factor=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = study.ask()
+    reporter = objective_reporter(trial, "reward", 1, 50, decision_due(spec))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    state, control = TrainerState(), TrainerControl()
+    for step in range(10, 601, 10):
+        state.global_step = step
+        reporter.on_log(args, state, control, logs={"reward": step / 600})
+    assert sorted(study.trials[0].intermediate_values) == list(range(50, 601, 50))
+    assert pruner.asked == [100, 300]
+    assert not reporter.pruned
