@@ -59,8 +59,10 @@ def main() -> None:
     step = {ranks: statistics.median(s for s, _ in runs) for ranks, runs in times.items()}
     wall = {ranks: statistics.median(w for _, w in runs) for ranks, runs in times.items()}
     threads = args.threads or "cores / ranks"
-    print(f"global batch {args.batch}, {args.steps} steps, {os.cpu_count()} cores, threads per process {threads}, "
-          f"median of {args.rounds} rounds")
+    print(
+        f"global batch {args.batch}, {args.steps} steps, {os.cpu_count()} cores, threads per process {threads}, "
+        f"median of {args.rounds} rounds"
+    )
     print(f"time per step: 1 rank {step[1] * 1000:.1f} ms, 2 ranks {step[2] * 1000:.1f} ms")
     print(f"time per step ratio (2 ranks / 1 rank): {step[2] / step[1]:.2f}")
     print(f"whole command ratio (2 ranks / 1 rank): {wall[2] / wall[1]:.2f} ({wall[1]:.1f}s vs {wall[2]:.1f}s)")

@@ -15,7 +15,7 @@ operation in milliseconds, and errors. A storage "degrades" at an N where any p9
 of those offered, or operations fail.
 
     python benchmarks/storage_load.py [--workers 8 64 256] [--seconds 30] [--step-ms 30] [--storages journal postgresql]
-                                      [--pooled]   # PostgreSQL as the harness opened it before: pooled connections
+                                      [--hold-connection]   # sweep.hold_connection=true
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import optuna
 import sqlalchemy
 from omegaconf import OmegaConf
 
-from harness.study import backends
 from harness.study.backends import build_pruner, open_storage, with_driver
 from harness.study.pruning import decision_due
 
@@ -50,7 +49,8 @@ def shipped_spec(storage: str | None) -> dict:
     """The storage-related keys of the shipped study settings, as a worker's `sweep` spec."""
     shared = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/sweep/_study.yaml").sweep)
     study = OmegaConf.to_container(OmegaConf.load(ROOT / "sweeps/gspo_token_lr_eps.yaml").sweep)
-    spec = {key: shared[key] for key in ("heartbeat_interval", "grace_period", "max_retry", "report_every")}
+    keys = ("heartbeat_interval", "grace_period", "max_retry", "report_every", "hold_connection")
+    spec = {key: shared[key] for key in keys}
     spec |= {"report_every": study.get("report_every", spec["report_every"]), "pruner": study["pruner"]}
     return spec | {"storage": storage}
 
@@ -83,11 +83,6 @@ def describe(error: BaseException) -> str:
         text = " ".join(str(cause).split())
     reason = text.partition("FATAL:")[2].partition("(Background")[0].strip() if "FATAL:" in text else text[:60]
     return f"{type(error).__name__} ({reason})"
-
-
-def pooled_engine(url: str) -> dict:
-    """--pooled: SQLAlchemy's default pool, which the harness used before (for comparison only)."""
-    return {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else {}
 
 
 def run_worker(index: int, spec: dict, sweep_dir: Path, workers: int, window, step_s: float, max_steps: int, out):
@@ -162,9 +157,9 @@ def prepare(kind: str, tmp: Path) -> tuple[str | None, Path]:
     return url, sweep_dir
 
 
-def measure(kind: str, workers: int, seconds: float, step_s: float, max_steps: int, tmp: Path) -> dict:
+def measure(kind: str, workers: int, seconds: float, step_s: float, max_steps: int, tmp: Path, hold: bool) -> dict:
     url, sweep_dir = prepare(kind, tmp)
-    spec = shipped_spec(url)
+    spec = shipped_spec(url) | {"hold_connection": hold}
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     start = time.perf_counter() + 3 + workers * 0.01  # every worker is up before the window opens
@@ -220,14 +215,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per storage and N")
     parser.add_argument("--step-ms", type=float, default=30.0, help="simulated optimizer step time")
     parser.add_argument("--max-steps", type=int, default=600)
-    parser.add_argument("--pooled", action="store_true", help="PostgreSQL with a connection pool per worker")
+    parser.add_argument("--hold-connection", action="store_true", help="sweep.hold_connection=true (PostgreSQL)")
     args = parser.parse_args()
-    if args.pooled:
-        backends.engine_kwargs = pooled_engine  # before the workers fork: they all open their storage with it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = shipped_spec(None)
     print(f"workers report every {spec['report_every']} steps of {args.step_ms:.0f} ms, {args.max_steps} steps per "
-          f"trial, pruner {spec['pruner']}, heartbeat every {spec['heartbeat_interval']} s; {args.seconds:.0f} s "
+          f"trial, pruner {spec['pruner']}, heartbeat every {spec['heartbeat_interval']} s, "
+          f"PostgreSQL: {'connections held per worker' if args.hold_connection else 'a connection per call'}; {args.seconds:.0f} s "
           "measured per row; latencies p50/p99 in ms")  # fmt: skip
     header = f"{'storage':11s} {'N':>4s} {'ops/s':>7s} {'reports/s':>13s} {'trials':>6s} " + " ".join(
         f"{op:>13s}" for op in OPS
@@ -236,7 +230,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="storage-load-") as tmp:
         for kind in args.storages:
             for workers in args.workers:
-                result = measure(kind, workers, args.seconds, args.step_ms / 1000, args.max_steps, Path(tmp))
+                result = measure(
+                    kind, workers, args.seconds, args.step_ms / 1000, args.max_steps, Path(tmp), args.hold_connection
+                )
                 cells = " ".join(
                     f"{1000 * percentile(result['latencies'][op], 50):6.1f}/{1000 * percentile(result['latencies'][op], 99):<6.0f}"
                     for op in OPS

@@ -75,7 +75,7 @@ def curves(sweep_dir: Path, study: str) -> list[tuple[dict, float]]:
 def replay(trial_curves: list[tuple[dict, float]], pruner: optuna.pruners.BasePruner, max_steps: int):
     """Steps spent and best final value kept when the given trials, in order, meet `pruner`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study = optuna.create_study(study_name="replay", direction="maximize", pruner=pruner)  # Hyperband hashes it
     spent, best = 0, float("-inf")
     for values, final in trial_curves:
         trial = study.ask()
@@ -94,10 +94,13 @@ def replay(trial_curves: list[tuple[dict, float]], pruner: optuna.pruners.BasePr
 
 def candidates(max_steps: int) -> dict[str, optuna.pruners.BasePruner]:
     pruners = optuna.pruners
-    found: dict[str, optuna.pruners.BasePruner] = {
-        "median warmup=100 startup=5": pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=100),
-        "median warmup=300 startup=5": pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=300),
-    }
+    found: dict[str, optuna.pruners.BasePruner] = {}
+    for warmup in (100, 150, 200):
+        found[f"median warmup={warmup} startup=5"] = pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+        for percentile in (25.0, 33.0):
+            found[f"percentile {percentile:.0f} warmup={warmup} startup=5"] = pruners.PercentilePruner(
+                percentile, n_startup_trials=5, n_warmup_steps=warmup
+            )
     for rf in (2, 3, 4):
         for min_resource in (50, 100, 150, 200):
             found[f"successive_halving rf={rf} min={min_resource}"] = pruners.SuccessiveHalvingPruner(
@@ -160,10 +163,11 @@ def main() -> None:
     parser.add_argument("--study", default="gspo_token_lr_eps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="studies run side by side (1 torch thread each if > 1)")
-    parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / ".runs" / "study_pruning")
+    parser.add_argument("--dir", type=Path, help="default: benchmarks/.runs/study_pruning/STUDY")
     parser.add_argument("--max-steps", type=int, default=600, help="the study's trainer.max_steps (for --replay)")
     parser.add_argument("--replay", action="store_true", help="also replay the unpruned curves through candidates")
     args = parser.parse_args()
+    args.dir = args.dir or ROOT / "benchmarks" / ".runs" / "study_pruning" / args.study
     args.dir.mkdir(parents=True, exist_ok=True)
     runs = {
         (label, seed): (args.dir / f"{label}-s{seed}", [f"sweep.sampler.seed={seed}", *extra])

@@ -15,13 +15,24 @@ from harness.config import ConfigError
 from harness.study.backends import open_storage, probe
 from tests.conftest import PG
 
-SPEC = {"heartbeat_interval": 60, "grace_period": None, "max_retry": 1}
+SPEC = {"heartbeat_interval": 60, "grace_period": None, "max_retry": 1, "hold_connection": False}
 
 
 def connections(admin, database: str) -> int:
     cursor = admin.cursor()
     cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
     return cursor.fetchone()[0]
+
+
+def settles_in(admin, database: str, allowed: set[int]) -> bool:
+    """Whether the server's count of connections to `database` is (or within 5 s becomes) one of `allowed`: a closed
+    connection's server process ends a moment after the client let go of it, later on a loaded machine."""
+    deadline = time.monotonic() + 5
+    while connections(admin, database) not in allowed:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture
@@ -32,16 +43,26 @@ def admin():
     connection.close()
 
 
-def test_worker_holds_no_connection_between_calls(tmp_path, postgres_url, admin):
+@pytest.mark.parametrize("hold, held", [(True, {1, 2}), (False, {0})])
+def test_connections_a_worker_holds(tmp_path, postgres_url, admin, hold, held):
+    """sweep.hold_connection=false (default): no connection between storage calls, e.g. while the trial trains;
+    true: at most two (the worker's and its heartbeat thread's), reused."""
     database = postgres_url.rsplit("/", 1)[1]
-    storage = open_storage(SPEC | {"storage": postgres_url}, tmp_path, workers=2)
+    storage = open_storage(
+        SPEC | {"storage": postgres_url, "hold_connection": hold, "heartbeat_interval": 1}, tmp_path, 2
+    )
     study = optuna.create_study(study_name="held", storage=storage, direction="maximize")
-    trial = study.ask()
-    trial.report(0.5, 10)
-    assert trial.should_prune() is False
-    # A pooled engine keeps its connection open here, while the worker trains; 100 workers would fill the server.
-    assert connections(admin, database) == 0
-    study.tell(trial, 0.5)
+
+    def objective(trial):
+        for step in range(1, 6):
+            trial.report(step / 10, step)
+            trial.should_prune()
+            time.sleep(0.3)  # heartbeats (every second) interleave with the reports
+            assert settles_in(admin, database, held)
+        return 0.5
+
+    study.optimize(objective, n_trials=2)
+    assert settles_in(admin, database, held)
     assert study.best_value == 0.5
 
 

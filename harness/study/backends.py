@@ -100,7 +100,7 @@ def open_storage(spec: dict, sweep_dir: Path, workers: int) -> optuna.storages.B
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             with_driver(url),
-            engine_kwargs=engine_kwargs(url),
+            engine_kwargs=engine_kwargs(url, spec["hold_connection"]),
             heartbeat_interval=spec["heartbeat_interval"],
             grace_period=spec["grace_period"],
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(spec["max_retry"]),
@@ -116,15 +116,18 @@ def with_driver(url: str) -> str:
     return url
 
 
-def engine_kwargs(url: str) -> dict:
-    """A database server: a connection per storage call, closed after it (NullPool), opened patiently. A pooled
-    connection stays open while its worker trains, and a worker holds two (its heartbeat thread's too), so a stock
-    PostgreSQL (max_connections=100) refused workers from about 50 on (benchmarks/storage_load.py)."""
+def engine_kwargs(url: str, hold_connection: bool = False) -> dict:
+    """A database server, reached patiently (a full server is waited for). By default a connection per storage call
+    (NullPool): no worker holds one while it trains, so the server's max_connections (100 on a stock PostgreSQL) bounds
+    concurrent calls, not workers. `hold_connection`: each worker keeps its connections open — two, its heartbeat
+    thread's too (one shared deadlocks) — cheaper calls, but a stock server refused workers from about 50 on
+    (benchmarks/storage_load.py)."""
     if url.startswith("sqlite"):
         return {}
     import sqlalchemy
 
-    return {"poolclass": sqlalchemy.pool.NullPool, "creator": _patient_connect(with_driver(url))}
+    pool = {"pool_size": 2, "max_overflow": 0} if hold_connection else {"poolclass": sqlalchemy.pool.NullPool}
+    return pool | {"creator": _patient_connect(with_driver(url))}
 
 
 # What a server says when all its connection slots are taken (PostgreSQL, MySQL/MariaDB): wait for a free one.

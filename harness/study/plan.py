@@ -99,6 +99,7 @@ class Study:
     pruner: dict[str, Any]
     storage: str | None
     max_failure_rate: float = ranged(ge=0, le=1)
+    hold_connection: bool  # RDB storage: keep connections open per worker (false: one per storage call)
     heartbeat_interval: int = ranged(ge=1)
     grace_period: int | None = ranged(ge=1)
     max_retry: int = ranged(ge=0)
