@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import random
 import time
@@ -37,6 +39,7 @@ def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.s
         "gp": samplers.GPSampler,
         "grid": samplers.GridSampler,
     }[name]
+    _check_numbers("sampler", factory, kwargs)
     try:
         return factory(seed=seed, **kwargs)
     except (TypeError, ValueError) as error:
@@ -55,6 +58,7 @@ def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
         "hyperband": pruners.HyperbandPruner,
         "threshold": pruners.ThresholdPruner,  # prunes below `lower` / above `upper`, whatever the other trials do
     }[name]
+    _check_numbers("pruner", factory, kwargs)
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as error:
@@ -67,6 +71,25 @@ def _named(spec, what: str, allowed: tuple) -> tuple[str, dict]:
     if name not in allowed:
         raise ConfigError(f"sweep.{what}.name={name!r}; allowed: {', '.join(allowed)}")
     return name, spec
+
+
+def _check_numbers(what: str, factory, kwargs: dict) -> None:
+    """Optuna takes a NaN warm-up or a fractional step count without a word, and then never (or always) prunes:
+    numbers are checked against the argument's annotation (`int`: whole; `float`: finite; `str | int`: "auto" too)."""
+    parameters = inspect.signature(factory).parameters
+    for key, value in kwargs.items():
+        if key not in parameters or isinstance(value, bool):
+            continue  # unknown keys: the factory names them
+        annotation = str(parameters[key].annotation).replace("<class 'int'>", "int").replace("<class 'float'>", "float")
+        kinds = {kind.strip() for kind in annotation.split("|")}
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"sweep.{what}.{key}={value}: must be a finite number")
+        auto = "str" in kinds and value == "auto"
+        if "int" in kinds and "float" not in kinds and not isinstance(value, int) and not auto:
+            allowed = 'a whole number or "auto"' if "str" in kinds else "a whole number"
+            raise ConfigError(f"sweep.{what}.{key}={value!r}: must be {allowed}")
+        if kinds == {"float"} and not isinstance(value, (int, float)):
+            raise ConfigError(f"sweep.{what}.{key}={value!r}: must be a number")
 
 
 def _require_module(module: str, what: str) -> None:
