@@ -114,34 +114,3 @@ def test_trial_reports_every_step_but_asks_only_at_rungs(tmp_path):
     assert sorted(study.trials[0].intermediate_values) == list(range(50, 601, 50))
     assert pruner.asked == [100, 300]
     assert not reporter.pruned
-
-
-def test_per_choice_pruner_compares_a_trial_only_with_its_own_choice():
-    """`sweep.pruner.by: level`: a slow level is judged against its own trials, not against a level that learns fast
-    early (the plain pruner prunes it)."""
-    from harness.study.backends import PerChoicePruner
-
-    def study_with(pruner):
-        study = optuna.create_study(study_name="choices", direction="maximize", pruner=pruner)
-        for level, value in [("token", 0.9), ("token", 0.8), ("sequence", 0.05), ("sequence", 0.02)]:
-            study.enqueue_trial({"level": level})
-            trial = study.ask()
-            trial.suggest_categorical("level", ["token", "sequence"])
-            trial.report(value, 100)
-            study.tell(trial, value)
-        return study
-
-    def prunes(pruner, level: str, value: float) -> bool:
-        study = study_with(pruner)
-        study.enqueue_trial({"level": level})
-        trial = study.ask()
-        trial.suggest_categorical("level", ["token", "sequence"])
-        trial.report(value, 100)
-        return trial.should_prune()
-
-    plain = {"name": "median", "n_startup_trials": 2}
-    assert prunes(build_pruner(plain), "sequence", 0.1)  # below the token trials' median
-    assert isinstance(build_pruner(plain | {"by": "level"}), PerChoicePruner)
-    assert not prunes(build_pruner(plain | {"by": "level"}), "sequence", 0.1)  # above the sequence trials' median
-    assert prunes(build_pruner(plain | {"by": "level"}), "sequence", 0.01)
-    assert prunes(build_pruner(plain | {"by": "level"}), "token", 0.5)

@@ -122,8 +122,6 @@ BAD_SPECS = [
     (["sweep.pruner.name=successive_halving", "~sweep.pruner.n_startup_trials", "+sweep.pruner.min_resource=soon"], 'sweep.pruner.min_resource=\'soon\': must be a whole number or "auto"'),
     (["sweep.pruner.name=hyperband", "~sweep.pruner.n_startup_trials", "+sweep.pruner.min_resource=auto"], "sweep.pruner.min_resource='auto': must be a whole number"),
     (["sweep.pruner.name=successive_halving", "~sweep.pruner.n_startup_trials", "+sweep.pruner.min_resource=auto"], None),
-    (["+sweep.space.task={key:reward,choices:[copy,addition]}", "+sweep.pruner.by=lr"], "sweep.pruner.by='lr' is not a choice parameter of the space; allowed: task"),
-    (["+sweep.space.task={key:reward,choices:[copy,addition]}", "+sweep.pruner.by=task"], None),
     (["+sweep.sampler.n_startup_trials=inf"], "sweep.sampler.n_startup_trials=inf: must be a finite number"),
     (["sweep.pruner.name=early"], "sweep.pruner.name='early'; allowed: median, percentile, successive_halving, hyperband, threshold, none"),
     (["sweep.objective.direction=up"], "sweep.objective.direction='up'; allowed: maximize, minimize"),

@@ -46,20 +46,11 @@ def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.s
         raise ConfigError(f"sweep.sampler ({name}): {one_line(error)}") from None
 
 
-def build_pruner(spec: dict, params: list[Param] | None = None) -> optuna.pruners.BasePruner:
-    """The pruner named in `spec`; with `by: LABEL` (a categorical parameter of `params`) it compares a trial only
-    with the trials of the same choice."""
+def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
     name, kwargs = _named(spec, "pruner", PRUNERS)
-    by = kwargs.pop("by", None)
     pruners = optuna.pruners
     if name == "none":
         return pruners.NopPruner()  # ignores the options of the pruner it replaces (`sweep.pruner.name=none`)
-    if by is not None and params is not None:
-        choices = [p.label for p in params if p.kind in ("categorical", "group")]
-        if by not in choices:
-            raise ConfigError(
-                f"sweep.pruner.by={by!r} is not a choice parameter of the space; allowed: {', '.join(choices)}"
-            )
     factory = {
         "median": pruners.MedianPruner,
         "percentile": pruners.PercentilePruner,
@@ -69,36 +60,9 @@ def build_pruner(spec: dict, params: list[Param] | None = None) -> optuna.pruner
     }[name]
     _check_numbers("pruner", factory, kwargs)
     try:
-        pruner = factory(**kwargs)
+        return factory(**kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"sweep.pruner ({name}): {one_line(error)}") from None
-    return pruner if by is None else PerChoicePruner(pruner, by)
-
-
-class PerChoicePruner(optuna.pruners.BasePruner):
-    """`pruner`, judging a trial only against the trials with its own value of parameter `by`. When the choices learn
-    at different speeds (the importance-sampling levels), a choice that learns fast early would otherwise get the
-    others pruned before they overtake it (README, "Pruning that pays")."""
-
-    def __init__(self, pruner: optuna.pruners.BasePruner, by: str):
-        self.pruner, self.by = pruner, by
-
-    def prune(self, study: optuna.Study, trial) -> bool:
-        return self.pruner.prune(_SameChoice(study, self.by, trial.params.get(self.by)), trial)
-
-
-class _SameChoice:
-    """A view of `study` whose trial lists hold only the trials with `by == value`; everything else is the study's."""
-
-    def __init__(self, study: optuna.Study, by: str, value):
-        self._study, self._by, self._value = study, by, value
-
-    def get_trials(self, deepcopy: bool = True, states=None) -> list:
-        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
-        return [t for t in trials if t.params.get(self._by) == self._value]
-
-    def __getattr__(self, name: str):
-        return getattr(self._study, name)
 
 
 def _named(spec, what: str, allowed: tuple) -> tuple[str, dict]:

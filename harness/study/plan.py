@@ -52,14 +52,14 @@ def check_study(
         *job_overrides,
     ]
     build_sampler(spec["sampler"], params, seed=0)
-    build_pruner(spec["pruner"], params)
+    build_pruner(spec["pruner"])
     return spec, params, base
 
 
 def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "config", workers: int = 1) -> Sweep:
     """Validate the study spec against the composed config, then open the storage and create or load the study."""
     spec, params, base = check_study(cfg, job_overrides, config_name)
-    pruner = build_pruner(spec["pruner"], params)
+    pruner = build_pruner(spec["pruner"])
     worker = cfg.get("worker", 0)
     sweep_dir = Path(spec["dir"]).resolve()
     storage = open_storage(spec, sweep_dir, max(workers, worker + 1))
