@@ -31,7 +31,15 @@ def start_run(run_dir: Path, *overrides: str, env: dict | None = None) -> subpro
     out, err = (open(run_dir.parent / f"{run_dir.name}.{s}", "w") for s in ("out", "err"))
     with out, err:
         return subprocess.Popen(
-            command, cwd=REPO, stdout=out, stderr=err, start_new_session=True, env={**os.environ, **(env or {})}
+            command,
+            cwd=REPO,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            # Ctrl-C live, as at a terminal: a shell's background job (`cmd &`, nohup) inherits SIGINT ignored, and
+            # the harness rightly leaves an ignored signal alone.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 
