@@ -14,7 +14,7 @@ import optuna
 
 from harness import redact
 from harness.config import ConfigError
-from harness.study.hydra_glue import one_line
+from harness.schema import one_line
 from harness.study.space import Param
 
 JOURNAL_FILE = "study.journal"

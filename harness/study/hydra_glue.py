@@ -6,8 +6,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.schema import one_line  # noqa: F401  (re-exported: the study modules report errors with it)
-
 
 def _override_key(override: str) -> str:
     return override.lstrip("+~").partition("=")[0]

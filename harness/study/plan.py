@@ -36,8 +36,8 @@ class Sweep:
 
 def check_study(
     cfg: DictConfig, job_overrides: list[str], config_name: str = "config"
-) -> tuple[dict, list[Param], list[str]]:
-    """The study file checked against the composed config, writing nothing: (spec, parameters, trial base)."""
+) -> tuple[dict, list[Param], list[str], optuna.pruners.BasePruner]:
+    """The study file checked against the composed config, writing nothing: (spec, parameters, trial base, pruner)."""
     spec = _study_spec(cfg)
     worker_type, bounds = key_type("worker")
     convert(worker_type, cfg.get("worker"), "worker", bounds)
@@ -52,14 +52,12 @@ def check_study(
         *job_overrides,
     ]
     build_sampler(spec["sampler"], params, seed=0)
-    build_pruner(spec["pruner"])
-    return spec, params, base
+    return spec, params, base, build_pruner(spec["pruner"])
 
 
 def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "config", workers: int = 1) -> Sweep:
     """Validate the study spec against the composed config, then open the storage and create or load the study."""
-    spec, params, base = check_study(cfg, job_overrides, config_name)
-    pruner = build_pruner(spec["pruner"])
+    spec, params, base, pruner = check_study(cfg, job_overrides, config_name)
     worker = cfg.get("worker", 0)
     sweep_dir = Path(spec["dir"]).resolve()
     storage = open_storage(spec, sweep_dir, max(workers, worker + 1))

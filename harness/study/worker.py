@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 from harness import distributed, slurm, stop
 from harness.run_dir import window_mean
 from harness.study.backends import build_sampler
-from harness.study.hydra_glue import fan_out, is_sweep_override, one_line
+from harness.schema import one_line
+from harness.study.hydra_glue import fan_out, is_sweep_override
 from harness.study.plan import Sweep, prepare
 from harness.study.pruning import decision_due
 from harness.study.results import report_best, reproduce_command
