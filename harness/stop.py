@@ -114,31 +114,37 @@ def stop_callback():
 
     class StopAtStepEnd(TrainerCallback):
         stopped_at: int | None = None
+        checkpoint = False  # the agreed request asked for a checkpoint (preemption)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if _agreed(args) is None or state.global_step >= state.max_steps:
+            agreed = _agreed(args)
+            if agreed is None or state.global_step >= state.max_steps:
                 return  # no request, or the last step: the run is complete anyway
-            self.stopped_at = state.global_step
+            self.stopped_at, self.checkpoint = state.global_step, agreed[1]
             control.should_training_stop = True
             control.should_log = True  # the steps since the last log are logged, not lost
-            if _state.get("checkpoint"):  # a complete optimizer step: nothing half-applied in the checkpoint
+            if self.checkpoint:  # a complete optimizer step: nothing half-applied in the checkpoint
                 control.should_save = True  # saved even with save_strategy "no"
 
         def on_save(self, args, state, control, **kwargs):
-            if self.stopped_at is not None and _state.get("checkpoint"):
+            if self.stopped_at is not None and self.checkpoint:
                 raise Preempted(f"checkpoint saved at step {state.global_step}")
 
     return StopAtStepEnd()
 
 
-def _agreed(args) -> int | None:
-    """The stop request, agreed by every process of a distributed run: a rank that stopped alone would leave the
-    others waiting in a collective forever. One tiny all-reduce per optimizer step."""
-    if args.world_size <= 1:
-        return requested()
-    from harness.distributed import agree
+def _agreed(args) -> tuple[int, bool] | None:
+    """The stop request (signal, checkpoint) as every process of a distributed run sees it: a rank that stopped
+    alone would leave the others waiting in a collective. One tiny all-reduce per optimizer step. The decision is the
+    all-reduce's result only: a signal landing on one rank after the all-reduce waits for the next step's, since
+    reading the local request again would stop that rank alone."""
+    flags = [_state.get("signum", 0), int(_state.get("checkpoint", False))]
+    if args.world_size > 1:
+        from harness.distributed import agree
 
-    signum, checkpoint = agree([_state.get("signum", 0), int(_state.get("checkpoint", False))], args.device)
-    if signum:
-        request(signum, checkpoint=bool(checkpoint))
-    return requested()
+        flags = agree(flags, args.device)
+    signum, checkpoint = flags
+    if not signum:
+        return None
+    request(signum, checkpoint=bool(checkpoint))  # another rank's request becomes this one's (exit code, summary)
+    return signum, bool(checkpoint)

@@ -53,6 +53,15 @@ def test_two_process_process_advantages_match_single_process(tmp_path):
         assert f"rank {rank}: ratio and clip metrics match" in result.stdout
 
 
+def test_a_signal_just_after_the_stop_agreement_waits_for_the_next_step_on_every_rank():
+    """Found by CI: the warning signal reached one rank between the step's stop all-reduce and its read of the
+    result; that rank stopped alone and the other waited in the next forward until the collective timeout."""
+    result = torchrun("-m", "tests.stop_race_worker", timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: stopped with the other rank at step 2" in result.stdout
+
+
 def test_two_process_training_run(tmp_path):
     result = torchrun(
         "-m", "harness.run", "debug=fast", "logger.mode=offline", "trainer.per_device_train_batch_size=6",
