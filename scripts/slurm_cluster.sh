@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Single-node SLURM cluster on localhost (Debian packages, no systemd), with
+# Two-node SLURM cluster on localhost (Debian packages, no systemd): one slurmd per
+# node name (harness-node1, harness-node2), so that jobs spanning nodes run here; with
 # slurmdbd accounting in the MariaDB on 127.0.0.1:3306 (submitit needs sacct).
 #   bash scripts/slurm_cluster.sh install|start|stop|status        (as root)
 # Configs go to /etc/slurm, the default path, so sbatch/sinfo/sacct/submitit need
@@ -12,6 +13,9 @@ ETC=/etc/slurm
 DB=slurm_acct_db
 MYSQL=(mysql -N -B -h 127.0.0.1 -P 3306 -u root)
 PKGS=(slurm-wlm slurmdbd munge)
+NODES=(harness-node1 harness-node2)  # both on 127.0.0.1; slurmd ports below
+NODE_LIST="harness-node[1-2]"
+SLURMD_PORTS=(17001 17002)
 export SLURM_CONF=$ETC/slurm.conf  # a stray SLURM_CONF in the caller's env must not win
 
 die() {  # one-line error, then the tail of the relevant log if given
@@ -21,25 +25,29 @@ die() {  # one-line error, then the tail of the relevant log if given
 }
 log() { echo "slurm_cluster: $*"; }
 
+# Daemons: munged, slurmdbd, slurmctld, and slurmd-NODE for each node (its pid/log file name).
 pidfile() { [[ $1 == munged ]] && echo "$D/munge/munged.pid" || echo "$D/run/$1.pid"; }
 logfile() { [[ $1 == munged ]] && echo "$D/munge/munged.log" || echo "$D/log/$1.log"; }
 alive() {  # pid file names a live process with the right name (guards against pid reuse)
   local pid; pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
-  [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]]
+  [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "${1%%-*}" ]]
 }
+slurmds() { printf 'slurmd-%s\n' "${NODES[@]}"; }
 munge_ok() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
-node_ok() {  # node registered and usable (idle, or busy with jobs)
-  timeout 5 sinfo -h -N -n localhost -o %T 2>/dev/null | grep -Eqx 'idle|mixed|allocated|completing|planned'
+node_states() { timeout 5 sinfo -h -N -n "$NODE_LIST" -o %T 2>/dev/null; }
+node_ok() {  # every node registered and usable (idle, or busy with jobs)
+  [[ $(node_states | grep -Ecx 'idle|mixed|allocated|completing|planned') -eq ${#NODES[@]} ]]
 }
 node_ok_or_resume() {  # a drain/down saved in slurmctld's state survives restarts: undo it
   node_ok && return 0
-  if timeout 5 sinfo -h -N -n localhost -o %T 2>/dev/null | grep -Eq 'drain|down|fail'; then
-    timeout 5 scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true
+  if node_states | grep -Eq 'drain|down|fail'; then
+    timeout 5 scontrol update nodename="$NODE_LIST" state=resume >/dev/null 2>&1 || true
   fi
   return 1
 }
+all_alive() { local d; for d in "$@"; do alive "$d" || return 1; done; }
 sacct_ok() { timeout 10 sacct -n -X -S now -o jobid >/dev/null 2>&1; }
-healthy() { munge_ok && alive slurmdbd && alive slurmctld && alive slurmd && node_ok && sacct_ok; }
+healthy() { munge_ok && alive slurmdbd && alive slurmctld && all_alive $(slurmds) && node_ok && sacct_ok; }
 
 wait_for() {  # wait_for DAEMON SECONDS CMD...: poll CMD; fail fast if DAEMON died meanwhile
   local d=$1 secs=$2 n=$(($2 * 5)) out; shift 2
@@ -95,9 +103,9 @@ setup_db() {  # database + user for slurmdbd; the password lives only in slurmdb
 
 write_configs() {
   local cpus mem
-  # At least 4 CPUs, whatever the machine has (SlurmdParameters below): the tests run jobs of 2 tasks (2 ranks)
-  # next to each other on 2 cores. Oversubscribing is fine for tiny CPU jobs.
-  cpus=$(nproc); ((cpus >= 4)) || cpus=4
+  # At least 4 CPUs in all, 2 per node, whatever the machine has (SlurmdParameters below): the tests run jobs of
+  # 2 tasks (2 ranks) next to each other on 2 cores. Oversubscribing is fine for tiny CPU jobs.
+  cpus=$(( ($(nproc) + 1) / 2 )); ((cpus >= 2)) || cpus=2
   mem=$(awk '/^MemTotal/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)  # above real RAM, the node drains
   mkdir -p "$ETC"
   cat >"$ETC/slurm.conf.tmp" <<EOF
@@ -132,17 +140,18 @@ InactiveLimit=0
 MinJobAge=300
 FirstJobId=$FIRST_JOB_ID
 StateSaveLocation=$D/spool/slurmctld
-SlurmdSpoolDir=$D/spool/slurmd
 SlurmctldPidFile=$D/run/slurmctld.pid
-SlurmdPidFile=$D/run/slurmd.pid
 SlurmctldLogFile=$D/log/slurmctld.log
-SlurmdLogFile=$D/log/slurmd.log
+# One slurmd per node on this host (slurmd -N NODE): %n is the node's name.
+SlurmdSpoolDir=$D/spool/slurmd-%n
+SlurmdPidFile=$D/run/slurmd-%n.pid
+SlurmdLogFile=$D/log/slurmd-%n.log
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+NodeName=$NODE_LIST NodeHostname=localhost NodeAddr=127.0.0.1 Port=${SLURMD_PORTS[0]}-${SLURMD_PORTS[-1]} CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
 EOF
   mv "$ETC/slurm.conf.tmp" "$ETC/slurm.conf"
   # slurmdbd refuses a config that is not mode 600 and owned by SlurmUser (root).
@@ -163,6 +172,12 @@ EOF
   )
   chown root:root "$ETC/slurmdbd.conf.tmp"; chmod 600 "$ETC/slurmdbd.conf.tmp"
   mv "$ETC/slurmdbd.conf.tmp" "$ETC/slurmdbd.conf"
+}
+
+resolve_nodes() {  # jobs reach their first node by name (torch.distributed's MASTER_ADDR): loopback here
+  getent hosts "${NODES[@]}" >/dev/null && return 0
+  echo "127.0.0.1 ${NODES[*]}  # scripts/slurm_cluster.sh: the local cluster's nodes" >>/etc/hosts ||
+    die "could not add ${NODES[*]} to /etc/hosts"
 }
 
 start_munge() {
@@ -188,14 +203,15 @@ cmd_start() {
     command -v "$b" >/dev/null || die "$b not installed; run: bash $0 install"
   done
   if healthy; then log "already running and healthy (state dir $D)"; return 0; fi
-  stop_daemons slurmd slurmctld slurmdbd  # partially up or stale: restart from a clean slate
-  local port ctld_log_size
-  for port in 6817 6818 6819; do  # don't fight daemons we did not start (other state dir?)
+  stop_daemons $(slurmds) slurmd slurmctld slurmdbd  # partially up, stale or single-node: restart from a clean slate
+  local port ctld_log_size node
+  for port in 6817 6819 "${SLURMD_PORTS[@]}"; do  # don't fight daemons we did not start (other state dir?)
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is taken by a process not started from $D (another slurm cluster?); stop it first"
     fi
   done
-  mkdir -p "$D"/{run,log,spool/slurmctld,spool/slurmd}
+  mkdir -p "$D"/{run,log,spool/slurmctld}
+  resolve_nodes
   start_munge
   setup_db
   write_configs
@@ -209,8 +225,11 @@ cmd_start() {
   ctld_log_size=$(stat -c %s "$D/log/slurmctld.log" 2>/dev/null || echo 0)
   slurmctld -i >>"$D/log/slurmctld.log" 2>&1 || die "slurmctld failed to start" "$D/log/slurmctld.log"
   wait_for slurmctld 30 timeout 5 scontrol ping
-  slurmd -N localhost >>"$D/log/slurmd.log" 2>&1 || die "slurmd failed to start" "$D/log/slurmd.log"
-  wait_for slurmd 30 node_ok_or_resume
+  for node in "${NODES[@]}"; do
+    mkdir -p "$D/spool/slurmd-$node"
+    slurmd -N "$node" >>"$D/log/slurmd-$node.log" 2>&1 || die "slurmd -N $node failed to start" "$D/log/slurmd-$node.log"
+  done
+  wait_for "slurmd-${NODES[-1]}" 30 node_ok_or_resume
   wait_for slurmdbd 30 sacct_ok
   # slurmctld only applies SchedulerParameters at its first scheduling pass, ~3 s after
   # boot; until then new jobs wait. Wait for it (best effort) so the first job is prompt.
@@ -224,7 +243,7 @@ cmd_start() {
 cmd_stop() {
   # slurmctld spools accounting records it cannot deliver, so the slurm daemons can
   # stop together; munged goes last since they all authenticate through it.
-  stop_daemons slurmd slurmctld slurmdbd
+  stop_daemons $(slurmds) slurmd slurmctld slurmdbd
   stop_daemons munged
   # Job steps outlive slurmd (a restart re-adopts them); only report them.
   if pgrep -x slurmstepd >/dev/null; then log "note: slurmstepd processes still running (jobs in flight)"; fi
@@ -232,7 +251,7 @@ cmd_stop() {
 
 cmd_status() {
   local d
-  for d in munged slurmdbd slurmctld slurmd; do
+  for d in munged slurmdbd slurmctld $(slurmds); do
     if alive "$d"; then echo "$d: running (pid $(cat "$(pidfile "$d")"))"; else echo "$d: not running"; fi
   done
   if alive slurmctld; then timeout 5 sinfo 2>&1 || true; fi  # sinfo hangs ~9 s without a controller

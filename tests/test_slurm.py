@@ -2,7 +2,7 @@
 job, requeued jobs (a grid job and an Optuna worker) that resume from their checkpoint; plus the launcher configs and
 the resume rule, which need no cluster.
 
-The e2e tests need the single-node cluster of scripts/slurm_cluster.sh (CI starts it). Jobs ask for one CPU, so two
+The e2e tests need the local cluster of scripts/slurm_cluster.sh (CI starts it). Jobs ask for one CPU, so two
 run at once on a 2-core machine; every run is a few tiny steps.
 """
 

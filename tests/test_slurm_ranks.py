@@ -1,6 +1,7 @@
 """Jobs of several SLURM tasks (`hydra.launcher.tasks_per_node=2`), each task one torch.distributed rank (gloo).
 
-Needs the local cluster of scripts/slurm_cluster.sh, which declares 4 CPUs so that two 2-rank jobs run at once.
+Needs the local cluster of scripts/slurm_cluster.sh: two nodes (two slurmd on localhost) of 2 CPUs each, so that
+two 2-rank jobs run at once and a job can span both nodes.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import time
 
 import psutil
@@ -22,10 +24,10 @@ from tests.test_slurm import cluster, job_ids, metrics_steps, multirun, preempt_
 TWO_RANKS = ["hydra.launcher.tasks_per_node=2", "trainer.ddp_timeout=120"]
 
 
-def task_results(sweep_dir, job: str) -> list:
+def task_results(sweep_dir, job: str, tasks: int = 2) -> list:
     """What each task of a job returned (submitit keeps one result file per task)."""
     folder = sweep_dir / ".submitit" / job
-    outcomes = [submitit.core.utils.pickle_load(folder / f"{job}_{task}_result.pkl") for task in (0, 1)]
+    outcomes = [submitit.core.utils.pickle_load(folder / f"{job}_{task}_result.pkl") for task in range(tasks)]
     assert all(status == "success" for status, _ in outcomes), outcomes
     return [value for _, value in outcomes]
 
@@ -52,13 +54,17 @@ def test_grid_of_two_jobs_with_two_ranks_each(tmp_path):
 
 @pytest.mark.e2e
 @cluster
-def test_per_token_advantages_and_metrics_across_two_slurm_tasks_match_one_process(tmp_path, monkeypatch):
-    """tests/distributed_worker.py, as 2 tasks of one SLURM job instead of under torchrun."""
+@pytest.mark.parametrize("nodes, tasks_per_node", [(1, 2), (2, 1)], ids=["one-node", "two-nodes"])
+def test_per_token_advantages_and_metrics_across_two_slurm_tasks_match_one_process(
+    nodes, tasks_per_node, tmp_path, monkeypatch
+):
+    """tests/distributed_worker.py, as 2 tasks of one SLURM job (on one node, or one on each) instead of under
+    torchrun."""
     from tests.distributed_worker import main_in_slurm_task
 
     monkeypatch.chdir(ROOT)  # the job imports `tests` from its working directory
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="slurm")
-    executor.update_parameters(slurm_ntasks_per_node=2, cpus_per_task=1, timeout_min=10)
+    executor.update_parameters(nodes=nodes, slurm_ntasks_per_node=tasks_per_node, cpus_per_task=1, timeout_min=10)
     job = executor.submit(main_in_slurm_task, tmp_path / "out")
     assert sorted(job.results()) == [(0, 2), (1, 2)]  # both tasks ran, as ranks 0 and 1 of 2
     for task in (0, 1):
@@ -107,6 +113,34 @@ def test_study_of_three_trials_with_two_ranks_each_one_pruned(tmp_path):
     assert json.loads((sweep_dir / "best.json").read_text())["value"] == 0.002
 
 
+@pytest.mark.e2e
+@cluster
+def test_study_whose_trials_span_two_nodes(tmp_path):
+    """The README's multi-node study on the local cluster's two nodes: every trial is 4 ranks, 2 on each node, which
+    meet at the first node by name (MASTER_ADDR); rank 0 asks and tells, every rank trains each trial."""
+    sweep_dir = tmp_path / "study"
+    done = multirun(
+        "sweep=smoke", "worker=0", "sweep.n_trials=2", f"sweep.dir={sweep_dir}", "logger=none",
+        "hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=2", "trainer.ddp_timeout=120",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    (job,) = job_ids(sweep_dir)
+    results = task_results(sweep_dir, job, tasks=4)
+    trials = study_trials(sweep_dir)
+    best = max(t.value for t in trials)  # the smoke study maximizes the reward
+    assert [r.return_value for r in results] == [best] * 4
+    placement = set()
+    for task in range(4):  # submitit's first log line: which node and local rank each task was
+        log = (sweep_dir / ".submitit" / job / f"{job}_{task}_log.out").read_text()
+        placement.add(re.search(r"local_rank=(\d)\(2\), node=(\d)\(2\), global_rank=" + str(task), log).groups())
+    assert placement == {("0", "0"), ("1", "0"), ("0", "1"), ("1", "1")}
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        summary = json.loads((sweep_dir / f"trial-{trial.number:04d}" / "summary.json").read_text())
+        assert (summary["processes"], summary["status"], summary["objective"]) == (4, "finished", trial.value)
+
+
 def rank_process(sweep_dir, rank: int):
     """The process of one rank of the multirun's job (its SLURM task)."""
     for process in psutil.process_iter(["cmdline"]):
@@ -143,11 +177,13 @@ def test_a_killed_rank_fails_its_trial_and_the_worker_at_once(tmp_path):
 
 @pytest.mark.e2e
 @cluster
-def test_preempted_two_rank_job_checkpoints_on_every_rank_and_resumes(tmp_path):
+def test_preempted_two_node_job_checkpoints_on_every_rank_and_resumes(tmp_path):
+    """One rank on each node: each node's slurmd delivers the warning signal to its rank."""
     sweep_dir = tmp_path / "requeue"
     launch = multirun(
-        "debug=fast", "trainer.max_steps=40", f"hydra.sweep.dir={sweep_dir}", *TWO_RANKS, log=tmp_path / "multirun.log"
-    )
+        "debug=fast", "trainer.max_steps=40", f"hydra.sweep.dir={sweep_dir}", "hydra.launcher.nodes=2",
+        "hydra.launcher.tasks_per_node=1", "trainer.ddp_timeout=120", log=tmp_path / "multirun.log",
+    )  # fmt: skip
     job_dir = sweep_dir / "0-copy-sequence_token-process-s0"
     job = preempt_once(launch, sweep_dir, job_dir, tmp_path / "multirun.log")
     (checkpoint,) = (job_dir / "trainer").glob("checkpoint-*")
@@ -201,7 +237,7 @@ def test_preempted_two_rank_optuna_worker_resumes_its_trial_on_both_ranks(tmp_pa
 
 @cluster
 def test_more_nodes_than_the_cluster_has_is_refused_with_one_line(tmp_path):
-    done = multirun("debug=fast", f"hydra.sweep.dir={tmp_path / 'grid'}", "hydra.launcher.nodes=2")  # 1-node cluster
+    done = multirun("debug=fast", f"hydra.sweep.dir={tmp_path / 'grid'}", "hydra.launcher.nodes=3")  # 2-node cluster
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("harness: error:")]
     assert errors == ["harness: error: sbatch refused the jobs: Batch job submission failed: Node count specification invalid"]
