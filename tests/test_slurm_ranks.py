@@ -38,6 +38,7 @@ def test_grid_of_two_jobs_with_two_ranks_each(tmp_path):
     sweep_dir = tmp_path / "grid"
     done = multirun("seed=0,1", "debug=fast", f"hydra.sweep.dir={sweep_dir}", *TWO_RANKS)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"2 SLURM job(s) finished; outputs in {sweep_dir}" in done.stdout + done.stderr
 
     jobs = job_ids(sweep_dir)
     assert len(jobs) == 2 and len({job.split("_")[0] for job in jobs}) == 1, jobs  # one array, two jobs

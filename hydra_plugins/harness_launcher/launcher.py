@@ -67,6 +67,8 @@ class HarnessSlurmLauncher(SlurmLauncher):
         failed = sum(r.status == JobStatus.FAILED for r in returns)
         if failed:
             log.error(f"{failed} of {len(jobs)} SLURM jobs failed")
+        else:  # the jobs printed their summaries to their own logs: say where everything is
+            log.info(f"{len(jobs)} SLURM job(s) finished; outputs in {self.config.hydra.sweep.dir}")
         return returns
 
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
