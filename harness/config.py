@@ -417,11 +417,10 @@ def check_gpu_presets(run: Run) -> None:
             f"trainer.{sharding[0]} ({GPU_FIELDS[sharding[0]]}) under `accelerate launch` with {LAUNCHED[launched[0]]} "
             "config file: give one of the two, not both"
         )
-    if value("use_cpu"):
-        for what in [f"trainer.{key} ({GPU_FIELDS[key]})" for key in used] + [
-            f"`accelerate launch` with {LAUNCHED[name]} config file" for name in launched
-        ]:
-            raise ConfigError(f"{what} runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu")
+    gpu_only = [f"trainer.{key} ({GPU_FIELDS[key]})" for key in used]
+    gpu_only += [f"`accelerate launch` with {LAUNCHED[name]} config file" for name in launched]
+    if value("use_cpu") and gpu_only:
+        raise ConfigError(f"{gpu_only[0]} runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu")
     if "deepspeed" in used:
         deepspeed = value("deepspeed")
         config = json_file(deepspeed, "trainer.deepspeed") if isinstance(deepspeed, str) else deepspeed

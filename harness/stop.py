@@ -120,7 +120,8 @@ def stop_callback():
             agreed = _agreed(args)
             if agreed is None or state.global_step >= state.max_steps:
                 return  # no request, or the last step: the run is complete anyway
-            self.stopped_at, self.checkpoint = state.global_step, agreed[1]
+            self.stopped_at = state.global_step
+            _, self.checkpoint = agreed
             control.should_training_stop = True
             control.should_log = True  # the steps since the last log are logged, not lost
             if self.checkpoint:  # a complete optimizer step: nothing half-applied in the checkpoint

@@ -13,9 +13,9 @@ ETC=/etc/slurm
 DB=slurm_acct_db
 MYSQL=(mysql -N -B -h 127.0.0.1 -P 3306 -u root)
 PKGS=(slurm-wlm slurmdbd munge)
-NODES=(harness-node1 harness-node2)  # both on 127.0.0.1; slurmd ports below
-NODE_LIST="harness-node[1-2]"
-SLURMD_PORTS=(17001 17002)
+NODES=(harness-node1 harness-node2)  # both on 127.0.0.1, each node's slurmd on a port of its own:
+FIRST_PORT=17001 LAST_PORT=$((FIRST_PORT + ${#NODES[@]} - 1))
+NODE_LIST=$(IFS=,; echo "${NODES[*]}")
 export SLURM_CONF=$ETC/slurm.conf  # a stray SLURM_CONF in the caller's env must not win
 
 die() {  # one-line error, then the tail of the relevant log if given
@@ -150,7 +150,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
-NodeName=$NODE_LIST NodeHostname=localhost NodeAddr=127.0.0.1 Port=${SLURMD_PORTS[0]}-${SLURMD_PORTS[-1]} CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$NODE_LIST NodeHostname=localhost NodeAddr=127.0.0.1 Port=$FIRST_PORT-$LAST_PORT CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
 EOF
   mv "$ETC/slurm.conf.tmp" "$ETC/slurm.conf"
@@ -205,7 +205,7 @@ cmd_start() {
   if healthy; then log "already running and healthy (state dir $D)"; return 0; fi
   stop_daemons $(slurmds) slurmd slurmctld slurmdbd  # partially up, stale or single-node: restart from a clean slate
   local port ctld_log_size node
-  for port in 6817 6819 "${SLURMD_PORTS[@]}"; do  # don't fight daemons we did not start (other state dir?)
+  for port in 6817 6819 $(seq $FIRST_PORT $LAST_PORT); do  # don't fight daemons we did not start (other state dir?)
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is taken by a process not started from $D (another slurm cluster?); stop it first"
     fi
