@@ -59,6 +59,21 @@ def init(trainer_cfg) -> None:
     PartialState(cpu=bool(trainer_cfg.get("use_cpu", False)), timeout=timeout)
 
 
+def close() -> None:
+    """At the end of a multi-process run's processes, once it succeeded: wait for every rank, then end the process
+    group, as torch asks of every program. A rank that exits right after the last collective, with the group alive,
+    can abort its peer in gloo's teardown (SIGABRT, "terminate called without an active exception": 13 of 30 exits
+    of a bare 2-rank script, 0 of 30 with this). Not after a failure: a lost rank would hold the others in the
+    barrier until the collective timeout."""
+    if world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_sharded(trainer_cfg) -> None:
     """FSDP shards across the processes of a launcher (LOCAL_RANK set): in one plain process accelerate ignores it
     and trains the whole model on one GPU. Checked in the job: the command that submits SLURM jobs has no LOCAL_RANK."""

@@ -13,9 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from harness import distributed
 from harness.compose import preflight
 from harness.config import ConfigError
-from harness.distributed import check_task_counts
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -79,7 +79,7 @@ if __name__ == "__main__":
     stop.install()  # a signal before the job starts exits at once, with one line instead of a traceback
     redact.mask_logs()  # before Hydra logs the overrides of a multirun's jobs
     try:
-        check_task_counts(sys.argv[1:])
+        distributed.check_task_counts(sys.argv[1:])
         sys.argv[1:] = preflight(sys.argv[1:])  # every job composed and checked before Hydra writes anything
         fixed_dir = _literal_run_dir(sys.argv[1:])
         if fixed_dir is not None:  # before Hydra overwrites the existing run's .hydra/ files
@@ -89,4 +89,5 @@ if __name__ == "__main__":
     except ConfigError as error:
         print(f"harness: error: {redact.mask(str(error))}", file=sys.stderr)  # a storage URL's password, say
         raise SystemExit(2)
-    main()
+    main()  # exits here unless every job succeeded
+    distributed.close()

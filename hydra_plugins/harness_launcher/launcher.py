@@ -45,12 +45,15 @@ class HarnessSlurmLauncher(SlurmLauncher):
     def __call__(self, *args, **kwargs) -> JobReturn:
         """One job (or one task of it), on the compute node: checkpoint and requeue on SLURM's warning signal
         (harness/slurm.py)."""
-        from harness.distributed import from_slurm_tasks
+        from harness.distributed import close, from_slurm_tasks
         from harness.slurm import requeue_on_preemption
 
         from_slurm_tasks()  # before anything reads the environment: each task is a rank
         with requeue_on_preemption():
-            return super().__call__(*args, **kwargs)
+            returned = super().__call__(*args, **kwargs)
+        if returned.status != JobStatus.FAILED:
+            close()  # the task's process ends with its one job
+        return returned
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
         import submitit
