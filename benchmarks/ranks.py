@@ -5,7 +5,7 @@ prompts and generations per step. Runs alternate (1, 2, 2, 1, ...) so that machi
 is trainer's own `train_runtime / steps`, which leaves out imports and startup; the whole command's wall time is
 printed too. Threads (OMP_NUM_THREADS): by default the cores are split over the ranks (same cores for both runs);
 `--threads 1` gives every process one thread (2 ranks then use twice the cores: that measures scaling). Two ranks
-run under torchrun; a SLURM job of 2 tasks sets up the same process group (harness/distributed.py).
+run under torchrun; a SLURM job of 2 tasks sets up the same process group (harness/runtime/distributed.py).
 
     python benchmarks/ranks.py [--rounds 3] [--steps 40] [--batch 16] [--threads N]
 """

@@ -46,7 +46,7 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
-    from harness.build import build_trainer, grpo_config
+    from harness.training.build import build_trainer, grpo_config
     from tests.conftest import parse_config
 
     # Identical workloads: every train() call re-seeds, and a vanishing learning rate keeps both policies at the

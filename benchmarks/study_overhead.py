@@ -25,7 +25,7 @@ STUDY = "smoke"
 def build_seconds(overrides: list[str], workdir: Path, repeats: int = 3) -> float:
     """Median time of building model + trainer (tokenizer, task, model, GRPOTrainer) for the study's config."""
     sys.path.insert(0, str(ROOT))
-    from harness.build import build_trainer
+    from harness.training.build import build_trainer
     from tests.conftest import parse_config
 
     run = parse_config("debug=fast", "logger=none", *overrides)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.compose import compose
-from harness.config import parse
+from harness.config.compose import compose
+from harness.config.validate import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgresql://postgres@127.0.0.1:5432"  # the local server CI starts (trust auth)
@@ -23,7 +23,7 @@ def compose_config(*overrides: str):
 
 
 def parse_config(*overrides: str):
-    """The parsed config (`harness.config.Run`) the build takes."""
+    """The parsed config (`harness.config.groups.Run`) the build takes."""
     return parse(compose_config(*overrides))
 
 
@@ -41,7 +41,7 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: floa
 
 def wandb_summary(job_dir: Path) -> dict:
     """The job's one offline wandb run as wandb's own tooling reads it back: config, summary, state, exit code."""
-    from harness.train import wandb_command
+    from harness.training.job import wandb_command
 
     (run_dir,) = (job_dir / "wandb").glob("offline-run-*")
     inspect = [wandb_command(), "leet", "inspect", "--summary", "--json", str(run_dir)]
@@ -51,7 +51,7 @@ def wandb_summary(job_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny model saved with save_pretrained: what `model=local model.path=...` points at."""
-    from harness.model import build_model, build_tokenizer
+    from harness.training.model import build_model, build_tokenizer
 
     model = parse_config().model
     out = tmp_path_factory.mktemp("tiny")
@@ -75,3 +75,10 @@ def postgres_url():
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Tiers by directory: everything under tests/cluster/ needs the local SLURM cluster."""
+    for item in items:
+        if "cluster" in item.path.relative_to(ROOT / "tests").parts[:1]:
+            item.add_marker(pytest.mark.cluster)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from harness.advantages import process_advantages
-from harness.build import build_trainer
-from harness.stats import MetricWindow, ratio_extremes, ratio_moments
+from harness.algorithms.advantages import process_advantages
+from harness.algorithms.stats import MetricWindow, ratio_extremes, ratio_moments
+from harness.training.build import build_trainer
 from tests.conftest import parse_config
 
 ROWS, GENERATIONS = 6, 4
@@ -64,7 +64,7 @@ def main(out: Path) -> None:
 
 def main_in_slurm_task(out: Path) -> tuple[int, int]:
     """The same check in one task of a SLURM job: the harness's glue turns the task into a rank."""
-    from harness.distributed import from_slurm_tasks
+    from harness.runtime.distributed import from_slurm_tasks
 
     from_slurm_tasks()
     return main(out)

@@ -1,7 +1,7 @@
 """Token rewards used by the process-supervision invariant tests."""
 
-from harness.model import SPECIAL_TOKENS
 from harness.tasks.strings import position_accuracy
+from harness.training.model import SPECIAL_TOKENS
 
 
 def outcome_on_last_token(tokens: list[list[str]], target: list[str], **_) -> list[list[float | None]]:

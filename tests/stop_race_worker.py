@@ -1,7 +1,7 @@
 """Run as 2 ranks under torchrun: SLURM's warning signal landing on one rank just after the step's stop agreement
 (its all-reduce) must not stop that rank alone; both ranks stop, with a checkpoint, at the next step.
 
-The signal is real (SIGUSR2 to this process, handled by harness/slurm.py's handler); only its moment is chosen, by
+The signal is real (SIGUSR2 to this process, handled by harness/runtime/slurm.py's handler); only its moment is chosen, by
 sending it from inside the all-reduce wrapper once the real all-reduce has returned, where CI once hit it by chance.
 """
 
@@ -14,7 +14,7 @@ import torch.distributed as dist
 from accelerate import PartialState
 from transformers import TrainerControl, TrainerState
 
-from harness import distributed, slurm, stop
+from harness.runtime import distributed, slurm, stop
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.noise_floor import noise_warning, run_noise_floor
+from harness.algorithms.noise_floor import noise_warning, run_noise_floor
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
 from harness.report.tstats import Estimate, welch_test
@@ -134,5 +134,7 @@ def noise_notes(groups: dict[Condition, list[Run]]) -> list[str]:
             "comparison; rerun in float32."
         ]
     if floors:
-        return [f"The importance ratio's noise floor is at most {max(floors):.2g}, well below every level's clip range."]
+        return [
+            f"The importance ratio's noise floor is at most {max(floors):.2g}, well below every level's clip range."
+        ]
     return []

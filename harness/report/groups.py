@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.config import LEVELS  # also the plot and table order: the baselines, then GSPO-token
+from harness.config.groups import LEVELS  # also the plot and table order: the baselines, then GSPO-token
 from harness.report.runs import Run
 from harness.report.tstats import Estimate, mean_ci
 

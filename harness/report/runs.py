@@ -1,7 +1,7 @@
 """Find and load the harness runs under the paths a user gives: run dirs, multirun dirs, sweep dirs.
 
-A run directory is one holding the `config.yaml` that `harness.train.run_job` writes (the resolved config); where it
-sits does not matter. Runs that cannot be used are skipped with a one-line warning, never silently.
+A run directory is one holding the `config.yaml` that `harness.training.job.run_job` writes (the resolved config);
+where it sits does not matter. Runs that cannot be used are skipped with a one-line warning, never silently.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, window_mean
+from harness.training.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, window_mean
 
 # Never runs: wandb keeps its own config.yaml per run, the rest are model, trainer and report outputs.
 SKIP_DIRS = {"wandb", "final_model", "initial_model", "trainer", "report"}

@@ -8,7 +8,8 @@ Heavy libraries (torch, transformers, trl) are imported only once a trial runs, 
 
 Modules, in the order a worker uses them: `space` (parameters, suggestion, the trial's config), `backends`
 (samplers, pruners, storages), `plan` (a checked study file with its storage and study), `worker` (the loop and the
-pruning reporter), `results` (best trial, reproducing command), `hydra_glue` (overrides, fan-out); `__main__` is the CLI.
+pruning reporter), `results` (best trial, reproducing command), `hydra_glue` (overrides, fan-out); `__main__` is the
+CLI.
 """
 
 from harness.study.backends import JOURNAL_FILE

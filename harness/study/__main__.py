@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from harness.config import ConfigError
+from harness.config.schema import ConfigError
 from harness.study.backends import JOURNAL_FILE, engine_kwargs, probe, with_driver
 from harness.study.results import best_record, format_best
 
@@ -65,14 +65,14 @@ def main(argv: list[str] | None = None) -> None:
         study = load_study(storage, args.study)
     except ConfigError as error:
         print(f"harness: error: {error}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     if args.command == "show":
         print(trials_table(study))
     elif args.command == "best":
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
             print(f"harness: study {study.study_name} has no completed trial yet", file=sys.stderr)
-            raise SystemExit(1)
+            raise SystemExit(1) from None
         metric = study.user_attrs.get("metric", "objective")
         print(format_best(best_record(study.study_name, study.best_trial, metric)))
     else:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import optuna
 
-from harness import redact
-from harness.config import ConfigError
-from harness.schema import one_line
+from harness.config.schema import ConfigError, one_line
+from harness.runtime import redact
 from harness.study.space import Param
 
 JOURNAL_FILE = "study.journal"

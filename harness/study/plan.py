@@ -11,9 +11,10 @@ from typing import Any, Literal
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import ConfigError, check_metric, key_type
-from harness.schema import convert, doc, ranged
-from harness.schema import parse as parse_section
+from harness.config.metrics import check_metric
+from harness.config.schema import ConfigError, convert, doc, ranged
+from harness.config.schema import parse as parse_section
+from harness.config.validate import key_type
 from harness.study.backends import build_pruner, build_sampler, open_storage
 from harness.study.space import Param, check_keys, hydra_value, parse_space
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from harness import redact
-from harness.options import app_searchpath_overrides
+from harness.config.options import app_searchpath_overrides
+from harness.runtime import redact
 from harness.study.plan import Sweep
 
 BEST_FILE = "best.json"
@@ -25,7 +25,7 @@ def search_path_args() -> list[str]:
     """The options that gave this Hydra app its config search path: the user's own config dir must come along."""
     from hydra.core.hydra_config import HydraConfig
 
-    from harness.config import CONF_DIR
+    from harness.config.options import CONF_DIR
 
     if not HydraConfig.initialized():
         return []

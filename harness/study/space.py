@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 import optuna
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from harness.compose import compose
-from harness.config import ConfigError, Run, check_value, config_groups, key_type, parse
-from harness.options import app_group_options
+from harness.config.compose import compose
+from harness.config.groups import Run
+from harness.config.options import app_group_options, config_groups
+from harness.config.schema import ConfigError
+from harness.config.validate import check_value, key_type, parse
 
 PARAM_FIELDS = ("key", "type", "low", "high", "log", "step", "choices", "when")
 _ABSENT = object()

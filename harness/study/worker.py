@@ -20,15 +20,15 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from harness import distributed, slurm, stop
-from harness.run_dir import window_mean
+from harness.config.schema import one_line
+from harness.runtime import distributed, slurm, stop
 from harness.study.backends import build_sampler
-from harness.schema import one_line
 from harness.study.hydra_glue import fan_out, is_sweep_override
 from harness.study.plan import Sweep, prepare
 from harness.study.pruning import decision_due
 from harness.study.results import report_best, reproduce_command
 from harness.study.space import compose, suggest, trial_overrides
+from harness.training.run_dir import window_mean
 
 HOST = socket.gethostname()
 
@@ -75,7 +75,7 @@ def run_worker(cfg: DictConfig, output_dir: Path) -> float:
         return best
     except StudyStopped as stopped:
         print(f"harness: error: {stopped}", file=sys.stderr, flush=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     finally:
         if distributed.world_size() > 1:
             try:
@@ -87,7 +87,7 @@ def run_worker(cfg: DictConfig, output_dir: Path) -> float:
 def follow(config_name: str) -> float:
     """A rank other than 0 of a multi-process worker: train each trial rank 0 shares, with rank 0's pruning
     decisions (no storage access here), until rank 0 is done; return its best value."""
-    from harness.train import run_job
+    from harness.training.job import run_job
 
     while True:
         message = distributed.share(None)
@@ -269,7 +269,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
 
 
 def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
-    from harness.train import run_job
+    from harness.training.job import run_job
 
     values = suggest(sweep.params, trial)
     overrides = [*sweep.base, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"]

@@ -6,6 +6,7 @@ Kept free of submitit imports: Hydra imports every plugin module on each start, 
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
+
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
 

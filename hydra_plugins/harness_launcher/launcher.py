@@ -8,10 +8,10 @@
   `job.results()`, whose `sacct` polls back off to once per 10 minutes, then waits 15 s more per missing result, and
   aborts the wait at the first failure.
 
-On the compute node each job runs inside `harness.slurm.requeue_on_preemption`: SLURM's warning signal makes the
+On the compute node each job runs inside `harness.runtime.slurm.requeue_on_preemption`: SLURM's warning signal makes the
 trainer save a checkpoint, then upstream's `checkpoint` requeues the same Hydra job (same job number, same output
 directory), which resumes from that checkpoint. A job of several tasks (`nodes` x `tasks_per_node`) runs the Hydra
-job once per task, each task one torch.distributed rank (harness/distributed.py).
+job once per task, each task one torch.distributed rank (harness/runtime/distributed.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from pathlib import Path
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class HarnessSlurmLauncher(SlurmLauncher):
 
     def __call__(self, *args, **kwargs) -> JobReturn:
         """One job (or one task of it), on the compute node: checkpoint and requeue on SLURM's warning signal
-        (harness/slurm.py)."""
-        from harness.distributed import close, from_slurm_tasks
-        from harness.slurm import requeue_on_preemption
+        (harness/runtime/slurm.py)."""
+        from harness.runtime.distributed import close, from_slurm_tasks
+        from harness.runtime.slurm import requeue_on_preemption
 
         from_slurm_tasks()  # before anything reads the environment: each task is a rank
         with requeue_on_preemption():
@@ -64,7 +65,7 @@ class HarnessSlurmLauncher(SlurmLauncher):
             except submitit.core.utils.FailedJobError as refused:  # e.g. more nodes or CPUs than the partition has
                 reason = str(refused).strip().splitlines()[-1].removeprefix("sbatch: error: ")
                 print(f"harness: error: sbatch refused the jobs: {reason}", file=sys.stderr, flush=True)
-                raise SystemExit(2)
+                raise SystemExit(2) from None
         self._wait(jobs)
         returns = [self._outcome(job, overrides) for job, overrides in zip(jobs, job_overrides)]
         failed = sum(r.status == JobStatus.FAILED for r in returns)

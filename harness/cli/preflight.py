@@ -1,0 +1,142 @@
+"""Check the command line of `python -m harness.run` and compose and parse each job, before Hydra starts.
+
+Hydra reports its own errors (bad syntax, unknown keys, a broken YAML file) in several lines with exit code 1, after
+it may have created the run directory; `preflight` turns every one of them into one `ConfigError` line first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from harness.config import options
+from harness.config.compose import check_overrides, compose, jobs, normalise
+from harness.config.schema import ConfigError, did_you_mean, one_line, require
+from harness.config.validate import parse
+from harness.study.hydra_glue import is_sweep_override
+from harness.study.plan import check_study
+
+# Hydra's flags that take a value, and those that print something and build nothing (or rerun a pickled job).
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
+INFO_FLAGS = {
+    "--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc", "--experimental-rerun"
+}  # fmt: skip
+MODE_FLAGS = {"--run": "-r", "--multirun": "-m", "--cfg": "-c"}  # Hydra takes one of these at most
+FLAGS = VALUE_FLAGS | INFO_FLAGS | set(MODE_FLAGS) | set(MODE_FLAGS.values()) | {"--resolve"}
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """(Hydra flags, overrides), or None for a command that only prints help or version."""
+    flags, overrides = [], []
+    args = iter(argv)
+    for arg in args:
+        name = arg.partition("=")[0]
+        if name in INFO_FLAGS:
+            return None
+        if arg.startswith("-"):
+            flags.append(arg)
+            if name in VALUE_FLAGS and "=" not in arg:
+                flags.append(next(args, ""))
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def preflight(argv: list[str]) -> list[str]:
+    """Check the command line of `python -m harness.run` and compose and parse each job; the argv to hand to Hydra
+    (trainer fields normalised). Raises ConfigError before anything is written."""
+    split = split_argv(argv)
+    if split is None:
+        return argv
+    flags, overrides = split
+    names = {flag.partition("=")[0] for flag in flags if flag.startswith("-")}
+    for name in names - FLAGS:
+        raise ConfigError(f"{name} is not an option of python -m harness.run{did_you_mean(name, FLAGS)}")
+    if len({long for long, short in MODE_FLAGS.items() if {long, short} & names}) > 1:
+        raise ConfigError("only one of --run, --multirun (-m) and --cfg can be given")
+    overrides = normalise(overrides)
+    loader, _, config_name = options.config_loader(flags + overrides)  # --config-dir, --config-path
+    with hydra_app(loader):  # composes with the command line's search path, as hydra.main will
+
+        def options_of(group: str) -> list[str]:
+            return options.search_path_options(loader, group, config_name, overrides)
+
+        check_overrides(overrides, options_of)
+        multirun = bool({"-m", "--multirun"} & names)
+        planned = [overrides]
+        if multirun:  # the sweeper's own params (an experiment preset's grid) join the command line's
+            first = jobs(overrides, True, {}, options_of)[0]
+            params = compose(first, config_name, hydra=True).hydra.sweeper.get("params")
+            planned = jobs(overrides, True, dict(params or {}), options_of)
+        for job in planned:
+            try:  # a broken interpolation, in the job's keys or in Hydra's (hydra.run.dir), names its key
+                cfg = compose(job, config_name, hydra=True)
+                check_job(cfg, job, multirun, checks_dir=not {"--cfg", "-c"} & names)
+            except OmegaConfBaseException as error:
+                raise ConfigError(one_line(error)) from None
+            if any(o.lstrip("+~").partition("=")[0] == "sweep" for o in job):
+                break  # every worker of a multirun runs the same study
+    return flags + overrides
+
+
+@contextlib.contextmanager
+def hydra_app(loader):
+    """Hydra initialised with `loader`'s search path for the block, and cleared after it (hydra.main starts anew)."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().initialize(Hydra(task_name="run", config_loader=loader))
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_job(cfg: DictConfig, job: list[str], multirun: bool, checks_dir: bool) -> None:
+    """One job's config: parsed (a study file: checked against its trials' configs), its output directory writable."""
+    if cfg.get("sweep") is None:
+        parse(cfg)
+    else:
+        check_study(cfg, [o for o in job if not is_sweep_override(o) and not o.lstrip("+~").startswith("hydra")])
+    if checks_dir:
+        directory = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+        check_writable(Path(directory), "hydra.sweep.dir" if multirun else "hydra.run.dir")
+
+
+def check_writable(path: Path, key: str) -> None:
+    """Refuse an output directory that cannot be created or written, before anything is written."""
+    require(str(path) not in ("", "."), f"{key}={str(path)!r}: give a directory of its own")
+    existing = path.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    require(existing.is_dir(), f"{key}={path}: {existing} is a file, not a directory")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()  # as root, os.access says yes to read-only mounts
+    except OSError as error:
+        raise ConfigError(f"{key}={path} is not writable ({error.strerror}: {existing})") from None
+
+
+def literal_run_dir(args: list[str]) -> Path | None:
+    """`hydra.run.dir=DIR` given literally on a single run's command line (interpolations are Hydra's to resolve)."""
+    if "-m" in args or "--multirun" in args:
+        return None
+    values = [arg.partition("=")[2] for arg in args if arg.startswith("hydra.run.dir=")]
+    return Path(values[-1]) if values and "${" not in values[-1] else None
+
+
+def check_command_line(argv: list[str]) -> list[str]:
+    """Everything checked before Hydra starts: rank counts, every job composed and parsed, a fixed run directory
+    that already holds a run (before Hydra overwrites its .hydra/ files). The argv to hand to Hydra."""
+    from harness.runtime.distributed import check_task_counts
+    from harness.training.job import check_fresh
+
+    check_task_counts(argv)
+    argv = preflight(argv)
+    fixed_dir = literal_run_dir(argv)
+    if fixed_dir is not None:
+        check_fresh(fixed_dir)
+    return argv

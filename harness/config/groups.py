@@ -1,0 +1,153 @@
+"""The config groups as frozen dataclasses: what each group's keys may hold, with one-line descriptions (the generated
+config reference reads them). `harness.config.validate.parse` builds a `Run` from a composed config; the build
+(harness/training/build.py) reads only the `Run`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from omegaconf import OmegaConf
+
+from harness.config import trainer_fields
+from harness.config.options import CONF_DIR
+from harness.config.schema import SEED, ConfigError, convert, did_you_mean, doc, ranged
+from harness.config.trainer_args import parse_trainer
+
+Level = Literal["token", "sequence", "sequence_token"]
+Estimator = Literal["outcome", "process"]
+# cispo detaches its weight (sequence_token == sequence there) and vespo computes its own sequence weight (ignores
+# the level): both are refused with sequence_token, so a sweep cannot produce a mislabelled arm.
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "luspo", "sapo", "cispo", "vespo"]
+LEVEL_BLIND_LOSSES = ("cispo", "vespo")
+LEVELS = typing.get_args(Level)  # in this order in the report: the baselines, then GSPO-token
+
+# `${harness.conf:parallelism/zero3.json}`: a file shipped under conf/ as an absolute path, so that a preset naming it
+# works from any working directory (and config.yaml records which file ran).
+if not OmegaConf.has_resolver("harness.conf"):
+    OmegaConf.register_new_resolver("harness.conf", lambda path: str(CONF_DIR / path))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    """The policy and its tokenizer."""
+
+    source: Literal["tiny", "local", "hub"] = doc(text="`tiny`: built in code; `local`: a saved directory; `hub`")
+    path: str | None = doc(None, "local: a directory saved with `save_pretrained`; hub: a model id")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = doc(None, "local, hub: the weights' dtype")
+    characters: str | None = doc(None, "tiny: the tokenizer's characters, one token each")
+    hidden_size: int | None = ranged(None, gt=0, doc="tiny")
+    intermediate_size: int | None = ranged(None, gt=0, doc="tiny")
+    num_layers: int | None = ranged(None, gt=0, doc="tiny")
+    num_heads: int | None = ranged(None, gt=0, doc="tiny; divides hidden_size")
+    max_position_embeddings: int | None = ranged(None, gt=0, doc="tiny")
+    init_seed: int | None = ranged(None, **SEED, doc="tiny: seed of the random init")
+
+
+def target(value, path: str) -> dict:
+    """A Hydra `_target_` node: the callable must import and take every other key as an argument of its type."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("_target_"), str):
+        raise ConfigError(f"{path}._target_ is required (a dotted path to a function)")
+    module, _, name = value["_target_"].rpartition(".")
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"{path}._target_={value['_target_']} cannot be imported") from None
+    try:
+        parameters = inspect.signature(function).parameters
+        hints = typing.get_type_hints(function.__init__ if isinstance(function, type) else function)
+    except (TypeError, ValueError, NameError):  # a builtin or unresolvable annotations: instantiation will tell
+        return dict(value)
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    for key, arg in value.items():
+        if key.startswith("_") and key.endswith("_"):
+            continue  # Hydra's own keys (_partial_, _args_, ...)
+        if key not in parameters and not takes_any:
+            raise ConfigError(f"{path}.{key} is not an argument of {value['_target_']}{did_you_mean(key, parameters)}")
+        if key in hints:
+            convert(hints[key], arg, f"{path}.{key}")
+    return dict(value)
+
+
+def optional_target(value, path: str) -> dict | None:
+    return None if value is None else target(value, path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardFunction:
+    fn: dict = doc(parser=target, text="the function (`_target_`, `_partial_: true`)")
+    weight: float = doc(1.0, "its weight in the sequence reward (GRPOConfig.reward_weights)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reward:
+    """A task: dataset + named reward functions + an optional token-level reward."""
+
+    name: str = doc(text="the task's name (run names, the report)")
+    max_completion_length: int = ranged(gt=0, doc="tokens generated per completion")
+    dataset: dict = doc(parser=target, text="`_target_` returning rows with a `prompt`")
+    functions: dict[str, RewardFunction] = doc(text="NAME: {fn, weight}; at least one")
+    token_function: dict | None = doc(None, parser=optional_target, text="per-token rewards (process advantages)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportanceSampling:
+    level: Level = doc(text="GRPO (token), GSPO (sequence) or GSPO-token (sequence_token)")
+    epsilon: float = ranged(gt=0, doc="lower clip range")
+    epsilon_high: float = ranged(gt=0, doc="upper clip range")
+    loss_type: LossType = doc(text="trl's loss aggregation; cispo and vespo are refused with sequence_token")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Advantage:
+    name: str = doc(text="the option's name (run names)")
+    estimator: Estimator = doc(text="one advantage per sequence (outcome) or per token (process)")
+    gamma: float | None = ranged(None, gt=0, le=1, doc="process: discount along the sequence (required)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Logger:
+    name: Literal["wandb", "none"] = doc(text="metrics.jsonl is always written; wandb on top")
+    mode: Literal["auto", "online", "offline", "disabled"] | None = doc(None, "wandb: auto = online with credentials")
+    project: str | None = doc(None, "wandb project")
+    entity: str | None = doc(None, "wandb entity")
+    tags: list[str] | None = doc(None, "wandb tags")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    metric: str = doc(text="a metric the run logs (checked)")
+    last_n: int = ranged(ge=1, doc="mean over the last N logged values")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stats:
+    histogram_every: int = ranged(ge=0, doc="advantage histogram every N steps (0: never)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One job: every group, parsed."""
+
+    seed: int = ranged(**SEED, doc="seeds trl, the dataset and sampling")
+    name: str = doc(text="run name: directory, wandb run")
+    group: str | None = doc(text="wandb group (null: the multirun directory, or single)")
+    model: Model
+    reward: Reward
+    importance_sampling: ImportanceSampling
+    advantage: Advantage
+    trainer: dict[str, Any] = doc(parser=parse_trainer, text="any GRPOConfig field")
+    logger: Logger
+    objective: Objective
+    stats: Stats
+    sweep: dict | None = doc(None, "a study (sweeps/NAME.yaml), checked by harness/study/plan.py")
+    worker: int | None = ranged(None, ge=0, doc="a study worker's index")
+
+    def trainer_value(self, key: str):
+        """A GRPOConfig field as trl will see it: set here, or trl's default."""
+        return self.trainer.get(key, trainer_fields.load()[key].default)

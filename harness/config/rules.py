@@ -1,0 +1,126 @@
+"""The rules between keys: combinations that trl would accept and then crash on, ignore, or train on nothing with."""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from harness.config.gpu import check_gpu_presets
+from harness.config.groups import LEVEL_BLIND_LOSSES, Advantage, Logger, LossType, Model, Run
+from harness.config.metrics import check_metric
+from harness.config.options import CONF_DIR, group_options
+from harness.config.schema import ConfigError, require
+
+
+def check_rules(run: Run) -> None:
+    sampling, reward = run.importance_sampling, run.reward
+    if sampling.level == "sequence_token":
+        allowed = [loss for loss in typing.get_args(LossType) if loss not in LEVEL_BLIND_LOSSES]
+        require(
+            sampling.loss_type not in LEVEL_BLIND_LOSSES,
+            f"importance_sampling.loss_type={sampling.loss_type} ignores the importance-sampling level, so "
+            f"sequence_token would silently equal sequence; allowed with sequence_token: {', '.join(allowed)}",
+        )
+        require(
+            run.trainer.get("off_policy_mask_threshold") is None,
+            "trainer.off_policy_mask_threshold is not supported with importance_sampling=sequence_token; "
+            "set it to null",
+        )
+    if run.advantage.estimator == "process" and reward.token_function is None:
+        with_tokens = [name for name in group_options("reward") if _has_token_function(name)]
+        raise ConfigError(
+            f"advantage={run.advantage.name} needs a token-level reward but reward={reward.name} has none "
+            f"(reward.token_function is null); use advantage=outcome or reward={'/'.join(with_tokens)}"
+        )
+    token_target = (reward.token_function or {}).get("_target_", "")
+    require(
+        run.advantage.estimator == "process" or not token_target.startswith("harness.tasks.reward_models."),
+        f"reward.token_function is a reward model ({token_target.rsplit('.', 1)[-1]}) but advantage="
+        f"{run.advantage.name} does not use token rewards: it would be loaded and ignored; use advantage=process",
+    )
+    check_advantage(run.advantage)
+    check_logger(run.logger)
+    require(len(reward.functions) > 0, f"reward.functions is empty for reward={reward.name}; give at least one")
+    check_model(run.model)
+    check_generation_batch(run)
+    check_logging(run)
+    check_gpu_presets(run)
+    require("/" not in run.name and run.name.strip(), f"name={run.name!r} must be non-empty and without '/'")
+    check_metric(run, run.objective.metric, "objective.metric")
+
+
+def check_advantage(advantage: Advantage) -> None:
+    if advantage.estimator == "process":
+        require(advantage.gamma is not None, "advantage.gamma is required with advantage.estimator=process")
+    else:
+        require(advantage.gamma is None, "advantage.gamma only applies to advantage.estimator=process; remove it")
+
+
+def check_logger(logger: Logger) -> None:
+    for key in ("mode", "project"):
+        if logger.name == "wandb":
+            require(getattr(logger, key) is not None, f"logger.{key} is required with logger=wandb")
+        else:
+            require(getattr(logger, key) is None, f"logger.{key} only applies to logger=wandb; remove it")
+
+
+TINY_ONLY = (
+    "characters", "hidden_size", "intermediate_size", "num_layers", "num_heads", "max_position_embeddings", "init_seed"
+)  # fmt: skip
+
+
+def check_model(model: Model) -> None:
+    if model.source == "tiny":
+        for key in TINY_ONLY:
+            require(getattr(model, key) is not None, f"model.{key} is required with model.source=tiny")
+        require(
+            model.dtype is None, "model.dtype only applies to model.source=local or hub (tiny is float32); remove it"
+        )
+        require(
+            model.hidden_size % model.num_heads == 0,
+            f"model.num_heads={model.num_heads} must divide model.hidden_size={model.hidden_size}",
+        )
+        require(len(set(model.characters)) == len(model.characters), "model.characters has repeated characters")
+        return
+    for key in TINY_ONLY:
+        require(getattr(model, key) is None, f"model.{key} only applies to model.source=tiny; remove it")
+    for key in ("path", "dtype"):
+        require(bool(getattr(model, key)), f"model.{key} is required with model.source={model.source}")
+    if model.source == "local":
+        path = Path(model.path)
+        require(path.is_dir(), f"model.path={model.path} is not a directory")
+        require(
+            (path / "config.json").is_file(),
+            f"model.path={model.path} has no config.json: not a model saved with save_pretrained",
+        )
+
+
+def check_generation_batch(run: Run) -> None:
+    generations = run.trainer_value("num_generations")
+    require(generations is not None, "trainer.num_generations=None; give the group size (an integer >= 2)")
+    batch = run.trainer_value("per_device_train_batch_size") * int(os.environ.get("WORLD_SIZE", "1"))
+    steps = run.trainer_value("steps_per_generation") or run.trainer_value("gradient_accumulation_steps")
+    generation_batch = run.trainer_value("generation_batch_size") or batch * steps
+    require(
+        generation_batch % generations == 0,
+        f"trainer.num_generations={generations} does not divide the generation batch of {generation_batch} "
+        f"(per_device_train_batch_size x processes x steps_per_generation); pick a divisor of {generation_batch}",
+    )
+
+
+def check_logging(run: Run) -> None:
+    """A run that never logs has no objective (NaN) and nothing to compare."""
+    every, steps = run.trainer_value("logging_steps"), run.trainer_value("max_steps")
+    require(run.trainer_value("logging_strategy") != "no", "trainer.logging_strategy=no: the run would log nothing")
+    require(
+        not every > steps >= 1,
+        f"trainer.logging_steps={every} with trainer.max_steps={steps}: the run would log nothing; "
+        "make logging_steps <= max_steps",
+    )
+
+
+def _has_token_function(option: str) -> bool:
+    return OmegaConf.load(CONF_DIR / "reward" / f"{option}.yaml").get("token_function") is not None

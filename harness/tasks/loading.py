@@ -1,0 +1,111 @@
+"""Instantiate a task from `conf/reward/*.yaml`: its dataset and its named, checked reward functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from harness.config.groups import Reward
+from harness.config.schema import ConfigError
+
+
+class CheckedReward:
+    """A reward function with trl's name attribute that refuses a wrong number of values or NaN."""
+
+    def __init__(self, name: str, fn: Callable, per_token: bool = False):
+        self.__name__ = name
+        self.fn = fn
+        self.per_token = per_token
+
+    def __call__(self, **kwargs) -> list:
+        values = self.fn(**kwargs)
+        expected = len(kwargs["prompts"])
+        where = f"reward.{'token_function' if self.per_token else 'functions.' + self.__name__}"
+        if values is None or len(values) != expected:
+            got = "None" if values is None else len(values)
+            raise ValueError(f"{where} returned {got} values for {expected} completions; return one per completion")
+        for i, value in enumerate(values):
+            if self.per_token:
+                _check_token_row(where, i, value, len(kwargs["tokens"][i]))
+            elif value is not None and not _finite_number(value):
+                raise ValueError(f"{where} returned {value!r} for completion {i}; rewards must be finite numbers")
+        return values
+
+
+def _check_token_row(where: str, i: int, row: Any, length: int) -> None:
+    """One value per token: a finite number where the token carries a reward, None where it carries none."""
+    if row is None or len(row) != length:
+        got = "None" if row is None else len(row)
+        raise ValueError(f"{where} returned {got} token rewards for completion {i} of {length} tokens")
+    for value in row:
+        if value is not None and not _finite_number(value):
+            raise ValueError(
+                f"{where} returned {value!r} for a token of completion {i}; "
+                "token rewards must be finite numbers, or None where a token carries no reward"
+            )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclass
+class Task:
+    dataset: Any
+    functions: list[CheckedReward]
+    token_function: CheckedReward | None
+
+
+def build_task(cfg: Reward, eos_token: str) -> Task:
+    """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
+    dataset = _instantiate(cfg.dataset, "reward.dataset")
+    if len(dataset) == 0:  # trl would fail deep inside its sampler
+        raise ConfigError(f"reward.dataset ({cfg.dataset['_target_']}) is empty; give it at least one row")
+    functions = [
+        CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn"))
+        for name, spec in cfg.functions.items()
+    ]
+    token_function = None
+    if cfg.token_function is not None:
+        function = _instantiate(cfg.token_function, "reward.token_function")
+        token_function = CheckedReward("token_function", function, per_token=True)
+    task = Task(dataset, functions, token_function)
+    try:
+        _smoke_test(task, eos_token)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return task
+
+
+def _instantiate(node: dict, where: str):
+    """Instantiate a dataset or reward; one that refuses its arguments (a bad path, label or size) is a config error."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{where}: {' '.join(str(cause).split())}") from error
+
+
+def _smoke_test(task: Task, eos_token: str) -> None:
+    rows = [task.dataset[i] for i in range(min(2, len(task.dataset)))]
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    prompts = [row["prompt"] for row in rows]
+    conversational = isinstance(prompts[0], list)
+    completions = [[{"role": "assistant", "content": ""}] if conversational else "" for _ in rows]
+    for fn in task.functions:
+        fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
+    if task.token_function is not None:
+        task.token_function(
+            prompts=prompts,
+            completions=["" for _ in rows],
+            tokens=[[eos_token] for _ in rows],
+            token_spans=[[(0, 0)] for _ in rows],
+            completion_ids=[[0] for _ in rows],
+            eos_token=eos_token,
+            **columns,
+        )

@@ -1,0 +1,81 @@
+"""Build the trainer from a parsed config (`harness.config.groups.Run`): GRPOConfig, task (dataset + rewards), model,
+HarnessGRPOTrainer."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from harness.config.groups import Run
+
+
+def grpo_kwargs(run: Run, output_dir: Path) -> dict:
+    """GRPOConfig's arguments: `trainer` plus the fields other groups own (harness.config.trainer_args.TRAINER_OWNERS):
+    the level, clip range and loss type of `importance_sampling`, the seed, and the weights of `reward.functions` (in
+    their order, which is the order of the reward functions handed to the trainer)."""
+    sampling = run.importance_sampling
+    return dict(
+        **run.trainer,
+        output_dir=str(output_dir / "trainer"),
+        seed=run.seed,
+        importance_sampling_level=sampling.level,
+        epsilon=sampling.epsilon,
+        epsilon_high=sampling.epsilon_high,
+        loss_type=sampling.loss_type,
+        max_completion_length=run.reward.max_completion_length,
+        report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
+        reward_weights=[spec.weight for spec in run.reward.functions.values()],
+    )
+
+
+def grpo_config(run: Run, output_dir: Path, **overrides):
+    """The GRPOConfig of `grpo_kwargs`; `overrides` replace some of them (tests without a GPU: `bf16=False`)."""
+    from trl import GRPOConfig
+
+    with warnings.catch_warnings():
+        # trl 1.16 defaults gradient_checkpointing, transformers' deprecated alias: a FutureWarning on every run
+        warnings.filterwarnings("ignore", "`gradient_checkpointing", FutureWarning)
+        return GRPOConfig(**(grpo_kwargs(run, output_dir) | overrides))
+
+
+def build_trainer(run: Run, output_dir: Path, callbacks: list):
+    from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.logging import disable_progress_bar
+
+    from harness.tasks.loading import build_task
+    from harness.training.model import build_model, build_tokenizer
+    from harness.training.trainer import HarnessGRPOTrainer
+
+    args = grpo_config(run, output_dir)
+    tokenizer = build_tokenizer(run.model)
+    task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
+        model = build_model(run.model, tokenizer, output_dir)
+    process = run.advantage.estimator == "process"
+    trainer = HarnessGRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=task.functions,
+        args=args,
+        train_dataset=task.dataset,
+        callbacks=callbacks,
+        token_reward=task.token_function if process else None,
+        gamma=run.advantage.gamma if process else 1.0,
+    )
+    disable_progress_bar()  # no "Writing model shards" bars in the job log
+    # MetricsSink prints a compact line per log instead of transformers' full dicts.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def effective_precision(trainer) -> dict:
+    """What the run computes in, as trl resolved it: recorded in config.yaml and the run summary."""
+    args = trainer.args
+    weights = next(trainer.model.parameters()).dtype
+    return {
+        "autocast": "bf16" if args.bf16 else "fp16" if args.fp16 else "none",
+        "weights": str(weights).removeprefix("torch."),
+        "lm_head": "float32" if args.cast_lm_head_to_fp32 else str(weights).removeprefix("torch."),
+    }

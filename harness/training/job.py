@@ -1,0 +1,160 @@
+"""One training job: validate -> build -> train -> statistics -> sinks, returning the objective.
+
+`python -m harness.run` calls `run_job` once per Hydra job; Optuna workers call it once per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from harness.algorithms.noise_floor import run_noise_floor
+from harness.config.schema import ConfigError
+from harness.config.validate import parse
+from harness.runtime import redact
+from harness.training.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, objective_value
+
+
+def run_job(
+    cfg: DictConfig,
+    output_dir: Path,
+    group: str,
+    trial=None,
+    run_id: str | None = None,
+    callbacks: Sequence = (),
+) -> float:
+    """Train once and return the objective (mean of `objective.metric` over the last `objective.last_n` logs).
+
+    Writes into `output_dir`: `config.yaml` (resolved), `metrics.jsonl`, `summary.json`, `initial_model/` (tiny),
+    `final_model/` and the wandb run. `trial` is passed to `trainer.train(trial=...)`; `callbacks` are extra
+    TrainerCallbacks (e.g. the Optuna reporter); `run_id` fixes the wandb run id so a restarted job resumes its run.
+    """
+    spec = parse(cfg)
+    check_fresh(output_dir)
+    from harness.runtime import distributed, stop
+    from harness.runtime.slurm import resume_checkpoint
+    from harness.training.build import build_trainer, effective_precision
+    from harness.training.sinks import MetricsSink, wandb_run
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.group = group  # record the effective group in config.yaml and the wandb config
+    sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
+    stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
+    distributed.init(cfg.trainer)  # several ranks: collectives time out after trainer.ddp_timeout
+    # Building checks the trainer fields and calls the rewards once before it writes anything.
+    trainer = build_trainer(spec, output_dir, [sink, *callbacks, stopper])
+    sink.trainer = trainer
+    with open_dict(cfg):
+        cfg.precision = effective_precision(trainer)
+    # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/runtime/slurm.py).
+    main = trainer.accelerator.is_main_process  # rank 0 writes the run's files (the sink and wandb check it too)
+    checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE, main)
+    if main:
+        (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
+    with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
+        sink.wandb_run = run
+        trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
+        if stopper.stopped_at is not None:
+            status = "interrupted"
+        elif any(getattr(callback, "pruned", False) for callback in callbacks):
+            status = "pruned"
+        else:
+            status = "finished"
+        if status == "finished":  # pruned and interrupted runs exit checkpoint-free
+            trainer.save_model(str(output_dir / "final_model"))
+        summary = summarize(sink.records, cfg, output_dir, run, status)
+        summary["processes"] = trainer.accelerator.num_processes
+        if run is not None:
+            run.summary.update({"objective": summary["objective"], "status": status, "processes": summary["processes"]})
+    if main:
+        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        print_summary(summary)
+    if status == "interrupted":
+        where = f"{cfg.name} stopped at step {stopper.stopped_at}; metrics, summary and wandb run are in {output_dir}"
+        raise stop.Interrupted(stop.requested(), where)
+    return distributed.share(summary["objective"])  # only rank 0 has the records: every rank returns its value
+
+
+def check_fresh(output_dir: Path) -> None:
+    """Refuse a run directory that already holds a run: appending would mix two runs' steps in one metrics file.
+    A requeued SLURM job is the exception: it resumes its own run there (harness/runtime/slurm.py)."""
+    from harness.runtime.slurm import requeued
+
+    if (output_dir / METRICS_FILE).exists() and not requeued():
+        raise ConfigError(
+            f"{output_dir} already holds a run ({METRICS_FILE}); choose another hydra.run.dir or move it away"
+        )
+
+
+def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, status: str = "finished") -> dict:
+    train = [r for r in records if "reward" in r]
+    window = cfg.objective.last_n
+    first = train[:window]
+    summary = {
+        "name": cfg.name,
+        "status": status,  # finished, pruned (Optuna) or interrupted (SIGINT/SIGTERM)
+        "steps": max((r["step"] for r in records), default=0),
+        "objective_metric": cfg.objective.metric,
+        "objective": objective_value(records, cfg.objective.metric, window),
+        "reward_first": sum(r["reward"] for r in first) / len(first) if first else math.nan,
+        "reward_last": objective_value(records, "reward", window),
+        "clip": {k: v for k, v in (train[-1] if train else {}).items() if k.startswith("clip/") and "frac" in k},
+        "noise_floor": run_noise_floor(records),
+        "epsilon": [cfg.importance_sampling.epsilon, cfg.importance_sampling.epsilon_high],
+        "precision": OmegaConf.to_container(cfg.precision),
+        "output_dir": str(output_dir),
+        "metrics_file": str(output_dir / METRICS_FILE),
+    }
+    if run is not None:
+        summary["wandb_dir"] = str(Path(run.dir).parent)
+        summary["wandb_mode"] = run.settings.mode
+    return summary
+
+
+def print_summary(s: dict) -> None:
+    lines = [
+        f"harness: {s['name']} finished {s['steps']} steps"
+        if s["status"] == "finished"
+        else f"harness: {s['name']} {s['status']} at step {s['steps']}",
+        f"  reward: {s['reward_first']:.3f} (first logs) -> {s['reward_last']:.3f} (last logs)",
+        f"  objective ({s['objective_metric']}, last logs): {s['objective']:.4f}",
+    ]
+    if s["clip"]:
+        lines.append("  clip fractions (last log): " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in s["clip"].items()))
+    if s["noise_floor"]:
+        noise, precision = s["noise_floor"], s["precision"]
+        lines.append(
+            f"  ratio noise floor (max |log w| where w should be 1): token {noise['token_max']:.2g}, "
+            f"sequence {noise['seq_max']:.2g}; clip range epsilon {s['epsilon'][0]:g}/{s['epsilon'][1]:g}; "
+            f"precision: autocast {precision['autocast']}, weights {precision['weights']}"
+        )
+    lines.append(f"  outputs: {s['output_dir']}  (metrics: {s['metrics_file']})")
+    if "wandb_dir" in s:
+        wandb = wandb_command()
+        lines.append(f"  wandb ({s['wandb_mode']}): view with `{wandb} leet {s['wandb_dir']}`")
+        if s["wandb_mode"] == "offline":
+            lines.append(f"  upload later with `{wandb} sync {s['wandb_dir']}`")
+    print("\n".join(lines), flush=True)
+
+
+def wandb_command() -> str:
+    """`wandb` when it is on PATH, else the one next to this Python (a venv used without activating it)."""
+    beside = Path(sys.executable).with_name("wandb")
+    return "wandb" if shutil.which("wandb") == str(beside) or not beside.exists() else str(beside)
+
+
+def fail(error: ConfigError, output_dir: Path | None = None) -> None:
+    """Print the one-line error, drop a job directory that holds only Hydra's own files, exit 2."""
+    if output_dir is not None and output_dir.is_dir():
+        leftovers = {p.name for p in output_dir.iterdir()} - {".hydra"}
+        if all(name.endswith(".log") for name in leftovers):
+            shutil.rmtree(output_dir, ignore_errors=True)  # the other ranks of the job may be removing it too
+    print(f"harness: error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2)

@@ -1,0 +1,209 @@
+"""`HarnessGRPOTrainer`: trl's GRPOTrainer plus GSPO-token, per-token advantages and statistics.
+
+It overrides three private hooks of trl 1.16 (the pinned range in pyproject.toml) and calls upstream for all work:
+- `_generate_and_score_completions`: under `advantage=process`, replace trl's (B,) advantages with (B, T) ones;
+  record advantage statistics.
+- `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
+- `_get_per_token_logps_and_entropies`: inside the loss, once the current log-probs exist, record clip and ratio
+  statistics and, on the first optimizer step after each generation, the ratio's noise floor; for
+  `sequence_token`, re-base the batch's old log-probs so that trl's token-level ratio exp(logp - old) equals the
+  GSPO-token weight sg[s_i] * pi / sg[pi] (see `importance.gspo_token_old_logps`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import torch
+from accelerate.utils import AutocastKwargs
+from trl import GRPOTrainer
+
+from harness.algorithms.advantages import process_advantages
+from harness.algorithms.importance import gspo_token_old_logps, log_importance_weights
+from harness.algorithms.noise_floor import noise_warning
+from harness.algorithms.stats import (
+    MetricWindow,
+    advantage_extremes,
+    advantage_moments,
+    noise_moments,
+    ratio_extremes,
+    ratio_moments,
+)
+from harness.algorithms.token_spans import LazySpans
+
+
+class HarnessGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, token_reward: Callable | None = None, gamma: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.level = self.args.importance_sampling_level
+        if self.level == "sequence_token":
+            # trl computes token-level ratios; the re-based old log-probs turn them into GSPO-token weights.
+            self.importance_sampling_level = "token"
+        self.token_reward = token_reward
+        self.gamma = gamma
+        # trl accepts booleans for scale_rewards; process advantages follow the same convention.
+        self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
+        self.metric_window = MetricWindow()
+        self.last_advantages: tuple[torch.Tensor, torch.Tensor] | None = None  # all ranks' (advantages, mask)
+        self._loss_inputs: dict | None = None
+        self._generation_step = -1  # the optimizer step at which the buffered completions were generated
+        self._noise_warned = False  # the noise-floor warning is printed once per run
+
+    # --- advantages -------------------------------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if not self.model.training:
+            return output
+        self._generation_step = self.state.global_step
+        mask = _loss_mask(output)
+        if self.token_reward is None:
+            all_advantages, all_mask = self.accelerator.gather(output["advantages"]), self._gather_rows(mask)
+        else:
+            rewards, carries = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
+            output["advantages"], all_advantages, all_mask = self.process_advantages(rewards, mask, carries)
+        low, high = advantage_extremes(all_advantages, all_mask)
+        self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
+        self.last_advantages = (all_advantages, all_mask)
+        return output
+
+    def process_advantages(self, rewards: torch.Tensor, mask: torch.Tensor, carries: torch.Tensor | None = None):
+        """(local, all ranks', all ranks' mask) process advantages from this rank's (B, T) token rewards.
+
+        `carries` is 1 where a token carries a reward (sparse rewards; None: every valid token does).
+        A prompt's group can straddle ranks and T differs per rank: pad to the longest T, gather, compute on the
+        whole generation batch, slice this rank's rows back and trim to its own T.
+        """
+        all_mask = self._gather_rows(mask)
+        all_carries = None if carries is None else self._gather_rows(carries)
+        all_advantages = process_advantages(
+            self._gather_rows(rewards),
+            all_mask,
+            self.num_generations,
+            self.gamma,
+            reward_mask=all_carries,
+            scale=self.reward_scaling,
+        )
+        rows, length = mask.shape
+        start = self.accelerator.process_index * rows
+        return all_advantages[start : start + rows, :length].contiguous(), all_advantages, all_mask
+
+    def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
+        lengths = completion_mask.sum(-1).tolist()
+        ids = [row[: int(n)].tolist() for row, n in zip(completion_ids, lengths)]
+        columns = {key: [example[key] for example in inputs] for key in inputs[0] if key != "prompt"}
+        values = self.token_reward(
+            prompts=[example["prompt"] for example in inputs],
+            completions=self.processing_class.batch_decode(ids, skip_special_tokens=True),
+            tokens=[self.processing_class.convert_ids_to_tokens(row) for row in ids],
+            token_spans=LazySpans(self.processing_class, ids),
+            completion_ids=ids,
+            eos_token=self.processing_class.eos_token,
+            device=self.accelerator.device,
+            **columns,
+        )
+        # (rewards, carries): None marks a token without a reward (e.g. inside a reasoning step).
+        rewards = torch.zeros(completion_mask.shape, dtype=torch.float32)
+        carries = torch.zeros(completion_mask.shape, dtype=torch.float32)
+        for row, row_values in enumerate(values):
+            for position, value in enumerate(row_values):
+                if value is not None:
+                    rewards[row, position], carries[row, position] = value, 1.0
+        return rewards.to(completion_mask.device), carries.to(completion_mask.device)
+
+    def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.gather(self.accelerator.pad_across_processes(x, dim=1, pad_index=0))
+
+    # --- loss -------------------------------------------------------------------------------------------------
+    def _compute_loss(self, model, inputs):
+        self._loss_inputs = dict(inputs)
+        try:
+            return super()._compute_loss(model, self._loss_inputs)
+        finally:
+            self._loss_inputs = None
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        inputs, self._loss_inputs = self._loss_inputs, None  # only the policy pass inside `_compute_loss`
+        if inputs is not None:
+            # No optimizer step since generation: the policy is the sampling policy, every ratio should be 1.
+            fresh = self.model.training and self.state.global_step == self._generation_step
+            reference = self._noise_reference(inputs, args, kwargs) if fresh else None
+            self._before_ratio(logps, inputs, fresh, reference)
+        return logps, entropies, aux_loss
+
+    def _noise_reference(self, inputs: dict, args, kwargs) -> torch.Tensor | None:
+        """The log-probs a fresh step's ratio should match exactly: the generation engine's (vLLM) when trl has
+        them, else the sampling policy's in float32 when the run computes under autocast, else trl's old log-probs.
+        None (on-policy: trl uses the current log-probs) means the ratio is 1 by construction."""
+        if "sampling_per_token_logps" in inputs:
+            return inputs["sampling_per_token_logps"]
+        if not self.accelerator.native_amp:
+            return inputs.get("old_per_token_logps")
+        # Autocast is entered twice: by trl around the forward and by accelerate's wrapper of `model.forward`
+        # (the unwrapped forward is kept in `_original_forward`). Switch both off for one no-grad pass.
+        model = self.accelerator.unwrap_model(args[0])
+        wrapped, handler = model.__dict__.get("forward"), self.accelerator.autocast_handler
+        if "_original_forward" in model.__dict__:
+            model.forward = model._original_forward
+        self.accelerator.autocast_handler = AutocastKwargs(enabled=False)
+        try:
+            with torch.no_grad():
+                reference, _, _ = super()._get_per_token_logps_and_entropies(model, *args[1:], **kwargs)
+        finally:
+            self.accelerator.autocast_handler = handler
+            if wrapped is not None:
+                model.forward = wrapped
+        return reference
+
+    def _before_ratio(self, logps: torch.Tensor, inputs: dict, fresh: bool, noise_reference: torch.Tensor | None):
+        mask = _loss_mask(inputs)
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        if self.model.training:
+            log_weights = log_importance_weights(self.level, logps.detach(), old, mask)
+            low, high = ratio_extremes(log_weights, mask)
+            moments = ratio_moments(log_weights, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high)
+            maxs = {"is_ratio/max": high}
+            if fresh:
+                reference = logps.detach() if noise_reference is None else noise_reference
+                noise, noise_max = noise_moments(logps.detach(), reference, mask)
+                moments |= noise
+                maxs |= noise_max
+            self._record(moments, {"is_ratio/min": low}, maxs, reduce=True)
+        if self.level == "sequence_token":
+            inputs["old_per_token_logps"] = gspo_token_old_logps(logps, old, mask)
+
+    # --- statistics -------------------------------------------------------------------------------------------
+    def _record(self, moments: dict, mins: dict, maxs: dict, reduce: bool) -> None:
+        sums = torch.stack([v.float() for v in moments.values()])
+        extremes = torch.stack([v.float() for v in mins.values()] + [-v.float() for v in maxs.values()])
+        if reduce and self.accelerator.num_processes > 1:
+            sums = self.accelerator.reduce(sums.to(self.accelerator.device), reduction="sum")
+            gathered = self.accelerator.gather(extremes.to(self.accelerator.device).unsqueeze(0))
+            extremes = torch.where(gathered.isnan(), torch.inf, gathered).min(dim=0).values
+        sums, extremes = sums.tolist(), extremes.tolist()
+        self.metric_window.add(
+            dict(zip(moments, sums)),
+            dict(zip(mins, extremes[: len(mins)])),
+            {key: -value for key, value in zip(maxs, extremes[len(mins) :])},
+        )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training:
+            logs.update(self.metric_window.flush())
+            self._warn_if_noise_reaches_clip_range(logs)
+        super().log(logs, start_time)
+
+    def _warn_if_noise_reaches_clip_range(self, logs: dict[str, float]) -> None:
+        """Warn once when the level's ratio noise is not well below its clip range: clipping then follows rounding."""
+        message = noise_warning(logs, self.level, self.epsilon_low, self.epsilon_high)
+        if message and not self._noise_warned:
+            self._noise_warned = True
+            if self.accelerator.is_main_process:
+                print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _loss_mask(batch: dict) -> torch.Tensor:
+    mask = batch["completion_mask"]
+    return mask * batch["tool_mask"] if "tool_mask" in batch else mask
