@@ -59,6 +59,26 @@ def tiny_model_dir(tmp_path_factory):
     return out / "initial_model"
 
 
+def finished_run(tmp_path_factory, name: str, *overrides: str) -> tuple[Path, subprocess.CompletedProcess]:
+    run_dir = tmp_path_factory.mktemp(name) / "run"
+    result = run_cli("debug=fast", "logger=none", *overrides, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """`python -m harness.run debug=fast logger=none` run once (the CPU default: float32), its directory and process
+    result, shared by the tests that read it. Do not write into it: copy it (tests/training/test_run_dirs.py)."""
+    return finished_run(tmp_path_factory, "default_run")
+
+
+@pytest.fixture(scope="session")
+def bf16_run(tmp_path_factory):
+    """The same run with `trainer.bf16=true` (bf16 autocast on the CPU), shared the same way."""
+    return finished_run(tmp_path_factory, "bf16_run", "trainer.bf16=true")
+
+
 @pytest.fixture
 def postgres_url():
     """A fresh database on the local PostgreSQL server, dropped afterwards."""
@@ -75,6 +95,31 @@ def postgres_url():
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def repository_files() -> set[str] | None:
+    """The untracked and ignored files and directories of the checkout (`git status --porcelain --ignored`), without
+    the caches Python and pytest keep; None outside a git checkout."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    caches = ("__pycache__", ".pytest_cache")
+    new = (line for line in status.splitlines() if line.startswith(("??", "!!")))  # not edits of tracked files
+    return {line[3:] for line in new if not any(cache in line for cache in caches)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_test_writes_into_the_repository():
+    """Tests write under tmp_path only: a file appearing in the checkout (outputs/, multirun/, wandb/, studies/, a
+    study file in sweeps/) fails the session."""
+    before = repository_files()
+    yield
+    after = repository_files()
+    if before is not None and after - before:
+        pytest.fail(f"the tests wrote into the repository: {sorted(after - before)}", pytrace=False)
 
 
 def pytest_collection_modifyitems(items):

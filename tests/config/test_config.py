@@ -1,12 +1,16 @@
 """Every config option composes and builds; every bad input fails early with one line, exit 2, nothing on disk."""
 
 import json
+import logging
+import os
+import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf.basecontainer import BaseContainer
 
 from harness.config import trainer_fields
 from harness.config.compose import check_overrides
@@ -20,6 +24,7 @@ from harness.training.build import build_trainer, grpo_config
 from harness.training.trainer import HarnessGRPOTrainer
 from tests.config.test_gpu_presets import GPU_GROUPS
 from tests.conftest import ROOT, parse_config, run_cli
+from tests.in_process import run_in_process
 
 # Presets for GPU users need the hub or a GPU, and a PRM needs a trained model (tests/tasks/test_reward_models.py builds one):
 # they are checked as configs only.
@@ -118,9 +123,11 @@ def test_config_tree_has_no_orphans():
         assert path.parent == CONF_DIR or path.parent.relative_to(CONF_DIR).as_posix() in config_groups(), path
 
 
-# --- the bad-input table: what a hostile user types, each through the real CLI ------------------------------------
-# (id, overrides, text the single error line must contain). {tmp}: a fresh directory; {empty}: an empty directory;
-# {study}: a study file written by the test (sweeps/<name>.yaml) with the content in STUDY_FILES.
+# --- the bad-input table: what a hostile user types --------------------------------------------------------------
+# Each case runs `python -m harness.run` in-process (tests/in_process.py); the cases in THROUGH_THE_CLI also run in a
+# process of their own. (id, overrides, text the single error line must contain). {tmp}: a fresh directory; {empty}:
+# an empty directory; {conf}: the user's own config directory, given with --config-dir, whose sweep/ holds the study
+# files {study} and {study_list} (contents in STUDY_FILES).
 BAD_INPUTS = [
     # Hydra's own errors
     ("unknown option", ["importance_sampling=gspo"], "importance_sampling=gspo is not an option; allowed: sequence"),
@@ -235,8 +242,8 @@ BAD_INPUTS = [
     ("read-only sweep dir", ["-m", "seed=0,1", "hydra.sweep.dir=/proc/harness-test"], "hydra.sweep.dir=/proc/harness-test is not writable"),
     # study files and search spaces
     ("unknown study", ["sweep=nope"], "sweep=nope is not an option"),
-    ("study yaml syntax", ["sweep={study}"], "{study}"),
-    ("study list for mapping", ["sweep={study_list}"], "In 'sweep/{study_list}': ConfigTypeError raised while composing config: Cannot merge DictConfig with ListConfig"),
+    ("study yaml syntax", ["--config-dir", "{conf}", "sweep={study}"], "{study}"),
+    ("study list for mapping", ["--config-dir", "{conf}", "sweep={study_list}"], "In 'sweep/{study_list}': ConfigTypeError raised while composing config: Cannot merge DictConfig with ListConfig"),
     ("space as list", ["sweep=smoke", "sweep.space=[1,2]"], "Error merging override sweep.space=[1,2]"),
     ("space as list, replaced", ["sweep=smoke", "~sweep.space", "+sweep.space=[1,2]"], "sweep.space must be a mapping, got [1, 2]"),
     ("space bound zero", ["sweep=smoke", "sweep.space.lr.log=false", "sweep.space.lr.low=0"], "sweep.space.lr.low=0.0: trainer.learning_rate=0.0 must be a finite number > 0"),
@@ -282,24 +289,42 @@ JOB_TIME = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def study_files():
-    """Broken study files under sweeps/ (conf/sweep links there), removed afterwards."""
-    names = {key: f"zz_test_{key}_{uuid.uuid4().hex[:8]}" for key in STUDY_FILES}
+# One of each kind of refusal through the real CLI: the exit code, stderr, and the imports of a fresh process.
+THROUGH_THE_CLI = {
+    "unknown option", "unknown flag", "trainer typo", "lr zero", "weight nan", "override syntax", "study yaml syntax",
+    "seed in a multirun", "password in a bad override",
+}  # fmt: skip
+HEAVY = {"torch", "trl", "transformers"}  # a refusal comes before any of them is imported
+
+
+@pytest.fixture(scope="module")
+def user_conf(tmp_path_factory):
+    """A user's config directory (`--config-dir`) with broken study files in its sweep/ group; the names to format
+    the table with."""
+    conf = tmp_path_factory.mktemp("user_conf")
+    names = {key: f"zz_test_{key}" for key in STUDY_FILES}
+    (conf / "sweep").mkdir()
     for key, name in names.items():
-        (ROOT / "sweeps" / f"{name}.yaml").write_text(STUDY_FILES[key])
-    yield names
-    for name in names.values():
-        (ROOT / "sweeps" / f"{name}.yaml").unlink()
+        (conf / "sweep" / f"{name}.yaml").write_text(STUDY_FILES[key])
+    return {"conf": conf, **names}
 
 
-def assert_refused(overrides: list[str], message: str, tmp_path: Path) -> None:
+def case_values(tmp_path: Path, user_conf: dict) -> dict:
+    (tmp_path / "empty").mkdir()
+    return {"tmp": tmp_path, "empty": tmp_path / "empty", **user_conf}
+
+
+def refuse(run, overrides: list[str], tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m harness.run OVERRIDES` by `run` (in-process or the real CLI), its outputs under `tmp_path`."""
     run_dir, sweep_dir = tmp_path / "run", tmp_path / "study"
     if any(o.startswith("sweep=") for o in overrides):
         where = [f"sweep.dir={sweep_dir}"]  # a study's run dir is sweep.dir/worker-N
     else:
         where = [f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={tmp_path / 'multi'}"]
-    result = run_cli("logger=none", *where, *overrides)  # the case's own overrides last: they win
+    return run("logger=none", *where, *overrides, **kwargs)  # the case's own overrides last: they win
+
+
+def assert_refused(result: subprocess.CompletedProcess, message: str, tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("harness: error: ") and message in lines[0], result.stderr[-3000:]
@@ -308,28 +333,80 @@ def assert_refused(overrides: list[str], message: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_fails_early_with_one_line(overrides, message, tmp_path, study_files):
-    (tmp_path / "empty").mkdir()
-    values = {"tmp": tmp_path, "empty": tmp_path / "empty", **study_files}
-    assert_refused([o.format(**values) for o in overrides], message.format(**values), tmp_path)
+def test_bad_input_fails_early_with_one_line(overrides, message, tmp_path, user_conf):
+    values = case_values(tmp_path, user_conf)
+    result = refuse(run_in_process, [o.format(**values) for o in overrides], tmp_path)
+    assert_refused(result, message.format(**values), tmp_path)
+
+
+CLI_CASES = [c for c in BAD_INPUTS if c[0] in THROUGH_THE_CLI]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_bad_input_through_the_cli_exits_2_with_one_line(overrides, message, tmp_path, user_conf):
+    # A ConfigError becomes exit code 2 and one stderr line in a real process, which never imports torch.
+    values = case_values(tmp_path, user_conf)
+    result = refuse(run_cli, [o.format(**values) for o in overrides], tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported, stderr = import_times(result.stderr)
+    assert_refused(
+        subprocess.CompletedProcess(result.args, result.returncode, "", stderr), message.format(**values), tmp_path
+    )
+    assert "harness.cli.preflight" in imported and not HEAVY & imported
+
+
+def import_times(stderr: str) -> tuple[set[str], str]:
+    """The modules `python -X importtime` reported on stderr, and the rest of stderr."""
+    imports = [line for line in stderr.splitlines() if line.startswith("import time:")]
+    rest = [line for line in stderr.splitlines() if not line.startswith("import time:")]
+    return {line.rpartition("|")[2].strip() for line in imports}, "\n".join(rest)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in JOB_TIME], ids=[c[0] for c in JOB_TIME])
+def test_bad_input_found_by_the_job_fails_with_one_line(overrides, message, tmp_path):
+    assert_refused(refuse(run_in_process, overrides, tmp_path), message, tmp_path)
+    assert not (tmp_path / "run" / "initial_model").exists()
+
+
+def test_in_process_runs_leave_no_global_state(tmp_path):
+    # A job-time refusal has run all of it: preflight, Hydra's run (logging, HydraConfig), the job (signal handlers).
+    state = [sys.argv[:], os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGINT), logging.getLogRecordFactory()]
+    root = logging.getLogger()
+    handlers, resolvers = root.handlers[:], set(BaseContainer._resolvers)
+    result = refuse(run_in_process, JOB_TIME[0][1], tmp_path, env={"HARNESS_TEST_VARIABLE": "1"})
+    assert result.returncode == 2 and JOB_TIME[0][2] in result.stderr
+    assert [
+        sys.argv,
+        os.getcwd(),
+        dict(os.environ),
+        signal.getsignal(signal.SIGINT),
+        logging.getLogRecordFactory(),
+    ] == state
+    assert root.handlers == handlers and set(BaseContainer._resolvers) == resolvers
+    assert not GlobalHydra.instance().is_initialized()
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in JOB_TIME], ids=[c[0] for c in JOB_TIME])
-def test_bad_input_found_by_the_job_fails_with_one_line(overrides, message, tmp_path):
-    assert_refused(overrides, message, tmp_path)
-    assert not (tmp_path / "run" / "initial_model").exists()
+def test_bad_input_found_by_the_job_through_the_cli(tmp_path):
+    # Hydra has created the run directory and started the job (torch imported) when the reward returns NaN.
+    (_, overrides, message), *_ = [c for c in JOB_TIME if c[0] == "reward NaN"]
+    assert_refused(refuse(run_cli, overrides, tmp_path), message, tmp_path)
 
 
 def test_bad_input_table_is_large_enough():
     assert len(BAD_INPUTS) + len(JOB_TIME) >= 50
     assert len({c[0] for c in BAD_INPUTS + JOB_TIME}) == len(BAD_INPUTS) + len(JOB_TIME)
+    assert len(CLI_CASES) == len(THROUGH_THE_CLI)  # every case named there exists
 
 
 def test_cfg_job_accepts_any_grpo_field():
-    result = run_cli("--cfg", "job", "trainer.bf16=false", "trainer.cast_lm_head_to_fp32=true")
+    # Through the real CLI, which imports no torch for `--cfg job`.
+    result = run_cli(
+        "--cfg", "job", "trainer.bf16=false", "trainer.cast_lm_head_to_fp32=true", env={"PYTHONPROFILEIMPORTTIME": "1"}
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "bf16: false" in result.stdout and "cast_lm_head_to_fp32: true" in result.stdout
+    imported, _ = import_times(result.stderr)
+    assert "hydra" in imported and not HEAVY & imported
 
 
 def test_checking_a_command_line_imports_no_torch():

@@ -26,6 +26,7 @@ from harness.config.options import CONF_DIR
 from harness.config.schema import ConfigError
 from harness.study import JOURNAL_FILE, Ledger, parse_space, prepare, reproduce_command, suggest, trial_overrides
 from harness.study.worker import HOST, _fail_dead_local_trials, process_start
+from tests.in_process import run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -197,7 +198,7 @@ def test_bad_spec_cli_exit_code(tmp_path):
 
 def test_multirun_fan_out_refuses_sqlite(tmp_path):
     command = worker_command(tmp_path, f"sweep.storage=sqlite:///{tmp_path}/s.db", "worker=range(2)")
-    result = run([*command[:3], "-m", *command[3:]])
+    result = run_in_process("-m", *command[3:])  # python -m harness.run -m ..., in this process
     assert result.returncode == 2
     assert "SQLite locks under concurrent workers (2 here)" in result.stderr
     assert not (tmp_path / "s.db").exists()

@@ -6,15 +6,17 @@ import pytest
 
 from tests.cluster.test_slurm import cluster
 from tests.conftest import ROOT, run_cli
+from tests.in_process import run_in_process
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = ROOT / "examples" / "reverse"
 
 
-def example(*args: str):
-    """`python -m harness.run ARGS` from the example's directory, where its module lives."""
-    return run_cli(*args, "debug=fast", "logger=none", cwd=EXAMPLE)
+def example(*args: str, run=run_cli):
+    """`python -m harness.run ARGS` from the example's directory, where its module lives (`run`: in a process of its
+    own, or `run_in_process`)."""
+    return run(*args, "debug=fast", "logger=none", cwd=EXAMPLE)
 
 
 @pytest.mark.parametrize("where", [["--config-dir", "conf"], ["hydra.searchpath=[file://conf]"]])
@@ -26,13 +28,13 @@ def test_single_run_of_an_own_task(where, tmp_path):
 
 
 def test_an_unknown_option_lists_the_packages_and_the_users_options(tmp_path):
-    result = example("--config-dir", "conf", "reward=nope", f"hydra.run.dir={tmp_path}")
+    result = example("--config-dir", "conf", "reward=nope", f"hydra.run.dir={tmp_path}", run=run_in_process)
     assert result.returncode == 2
     assert (
         result.stderr.strip()
         == "harness: error: reward=nope is not an option; allowed: addition, chain, copy, gsm8k, reverse"
     )
-    result = example("--config-dir", "missing", "reward=reverse")
+    result = example("--config-dir", "missing", "reward=reverse", run=run_in_process)
     assert result.returncode == 2 and result.stderr.strip() == "harness: error: --config-dir missing: no such directory"
 
 
@@ -52,7 +54,8 @@ def test_two_job_multirun_of_an_own_task(launcher, tmp_path):
      (["hydra.searchpath=[file://conf]"], "'hydra.searchpath=[file://conf]'")],
 )  # fmt: skip
 def test_two_trial_study_of_an_own_task(where, kept, tmp_path):
-    result = example(*where, "sweep=reverse_lr", "sweep.n_trials=2", f"sweep.dir={tmp_path}")
+    # The study's base sets trainer.max_steps=40, which debug=fast does not override: 4 steps a trial are enough here.
+    result = example(*where, "sweep=reverse_lr", "sweep.n_trials=2", "trainer.max_steps=4", f"sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["command"].startswith(f"python -m harness.run {kept} reward=reverse"), best["command"]

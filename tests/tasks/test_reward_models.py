@@ -11,6 +11,7 @@ from harness.tasks.reward_models import ProcessRewardModel, SequenceRewardModel
 from harness.training.model import build_char_tokenizer
 from tests.chat_task import CHAT_TEMPLATE
 from tests.conftest import run_cli
+from tests.in_process import run_in_process
 
 
 def tiny_config(tokenizer, **kwargs):
@@ -107,8 +108,9 @@ def test_reward_model_scores_one_value_per_completion(rm_dir):
 
 
 def test_a_directory_without_a_model_is_a_one_line_config_error(tmp_path):
-    result = run_cli("debug=fast", "logger=none", "reward/token_function=prm",
-                     f"reward.token_function.path={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    # Found once the job loads the reward model (Hydra's run, in this process: tests/in_process.py).
+    result = run_in_process("debug=fast", "logger=none", "reward/token_function=prm",
+                            f"reward.token_function.path={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"harness: error: reward.token_function: {tmp_path} is not a saved model directory (no config.json)"

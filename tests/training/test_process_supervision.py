@@ -73,29 +73,27 @@ def noise_maxima(run_dir) -> tuple[float, float]:
     return max(r["is_ratio/noise_token_max"] for r in noisy), max(r["is_ratio/noise_seq_max"] for r in noisy)
 
 
-def test_cpu_default_computes_in_float32_with_a_noise_floor_of_zero(tmp_path):
-    result = run_cli("debug=fast", "logger=none", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    token, sequence = noise_maxima(tmp_path)
+def test_cpu_default_computes_in_float32_with_a_noise_floor_of_zero(default_run):
+    run_dir, result = default_run  # debug=fast logger=none
+    token, sequence = noise_maxima(run_dir)
     assert token <= 1e-6 and sequence <= 1e-6
     assert "harness: warning" not in result.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["precision"] == {"autocast": "none", "weights": "float32", "lm_head": "float32"}
     assert summary["noise_floor"] == {"token_max": token, "seq_max": sequence}
     assert "ratio noise floor" in result.stdout and "epsilon 0.0003/0.0004" in result.stdout
-    assert "autocast: none" in (tmp_path / "config.yaml").read_text()
+    assert "autocast: none" in (run_dir / "config.yaml").read_text()
 
 
-def test_bf16_raises_the_noise_floor_to_the_clip_range_and_warns_once(tmp_path):
-    result = run_cli("debug=fast", "logger=none", "trainer.bf16=true", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    token, sequence = noise_maxima(tmp_path)
+def test_bf16_raises_the_noise_floor_to_the_clip_range_and_warns_once(bf16_run):
+    run_dir, result = bf16_run  # debug=fast logger=none trainer.bf16=true
+    token, sequence = noise_maxima(run_dir)
     assert token > 3e-4, "bf16 log-probs are off by more than GSPO's clip range"
     assert sequence > 3e-5
     warnings = [line for line in result.stderr.splitlines() if line.startswith("harness: warning")]
     assert len(warnings) == 1, result.stderr
     assert "importance_sampling=sequence_token" in warnings[0] and "epsilon=0.0003" in warnings[0]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["precision"]["autocast"] == "bf16"
 
 

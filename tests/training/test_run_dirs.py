@@ -3,11 +3,13 @@ a requeued SLURM job, which resumes its own run there (harness/runtime/slurm.py)
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from harness.config.schema import ConfigError
 from harness.training.job import check_fresh
-from tests.conftest import run_cli
+from tests.in_process import run_in_process
 
 
 def refusal(run_dir) -> str:
@@ -17,17 +19,18 @@ def refusal(run_dir) -> str:
 
 
 @pytest.mark.e2e
-def test_second_run_into_a_fixed_directory_is_refused(tmp_path):
+def test_second_run_into_a_fixed_directory_is_refused(default_run, tmp_path):
     run_dir = tmp_path / "run"
-    first = run_cli("debug=fast", "logger=none", f"hydra.run.dir={run_dir}")
-    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.copytree(default_run[0], run_dir)  # a finished `debug=fast logger=none` run, as it left its directory
     before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
 
-    again = run_cli("debug=fast", "logger=none", "seed=1", f"hydra.run.dir={run_dir}")
+    again = run_in_process("debug=fast", "logger=none", "seed=1", f"hydra.run.dir={run_dir}")
     assert again.returncode == 2 and again.stderr.strip() == refusal(run_dir)
     # Spelled through an interpolation, the directory is known only inside the job: still refused, before the
     # build (Hydra has rewritten its own .hydra/ copies by then).
-    spelled = run_cli("debug=fast", "logger=none", "hydra.run.dir=${oc.env:RUN_DIR}", env={"RUN_DIR": str(run_dir)})
+    spelled = run_in_process(
+        "debug=fast", "logger=none", "hydra.run.dir=${oc.env:RUN_DIR}", env={"RUN_DIR": str(run_dir)}
+    )
     assert spelled.returncode == 2 and spelled.stderr.strip().splitlines()[-1] == refusal(run_dir)
     after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
     assert {p: b for p, b in after.items() if ".hydra" not in p.parts} == {
