@@ -1,4 +1,5 @@
-"""Importance weights for the three sampling levels, as pure torch functions.
+"""Importance weights of the registered sampling levels (declared in harness/config/levels.py), as pure torch
+functions `fn(logps, old_logps, mask) -> log w`.
 
 - token (GRPO):           log w_{i,t} = log pi(y_t) - log pi_old(y_t)                       shape (B, T)
 - sequence (GSPO):        log s_i = mean_t over valid tokens of the token log-ratio           shape (B, 1)

@@ -151,8 +151,9 @@ class Registry(Generic[E]):
         if module:
             try:
                 importlib.import_module(module)
-            except ImportError as error:
-                raise ConfigError(f"{self.key}={name}: cannot import {module} ({error})") from None
+            except Exception as error:  # an own module's own bug, too: one line naming it
+                why = error if isinstance(error, ImportError) else f"{type(error).__name__}: {error}"
+                raise ConfigError(f"{self.key}={name}: cannot import {module} ({why})") from None
             if short not in self._entries:
                 raise ConfigError(
                     f"{self.key}={name}: {module} registers no {short}; registered: {', '.join(self.names())}"

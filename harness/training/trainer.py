@@ -42,6 +42,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, estimator: Configured | None = None, token_reward: Callable | None = None, **kwargs):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
         token reward function, for an estimator that needs TOKEN_REWARDS."""
+        if estimator is not None and GENERATIONS in estimator.needs:
+            raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
         self.level = self.args.importance_sampling_level
         level = LEVELS.get(self.level)
@@ -49,8 +51,6 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.log_weights = level.function()
         self.rebase_old_logps = None if level.rebase_old_logps is None else resolve(level.rebase_old_logps)
         self.estimator = estimator
-        if estimator is not None and GENERATIONS in estimator.needs:
-            raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         self.token_reward = token_reward
         # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
