@@ -1,7 +1,7 @@
 """The importance ratio's noise floor, read from logged metrics: when does rounding decide clipping?
 
 Imports nothing heavy: the trainer's warning, the run summary and the report share it. The measurement itself is
-`stats.noise_moments`; the metric names are in README.md.
+`stats.noise_moments`; the metric names are in the metric catalogue (harness/config/metrics.py).
 """
 
 from __future__ import annotations
@@ -45,6 +45,6 @@ def noise_warning(logs: dict[str, float], level: str, epsilon_low: float, epsilo
 
 
 def level_granularity(level: str) -> str | None:
-    """ "token" or "seq": the noise floor that matters for `level` (None: not a registered level)."""
+    """The noise floor that matters for `level`, "token" or "seq" (None: not a registered level)."""
     entry = LEVELS.find(level)
     return None if entry is None else entry.noise_granularity
