@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 from harness.algorithms.noise_floor import noise_warning, run_noise_floor
+from harness.report.estimates import Estimate, welch_test
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, welch_test
 
 TABLE_METRICS = [
     ("reward", "reward"),

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.config.groups import LEVELS  # also the plot and table order: the baselines, then GSPO-token
+from harness.report.estimates import Estimate, mean_ci
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, mean_ci
 
 LEVEL_LABELS = {"token": "GRPO (token)", "sequence": "GSPO (sequence)", "sequence_token": "GSPO-token (sequence_token)"}
 REPLICATE_KEYS = {"name", "group"}
