@@ -27,10 +27,6 @@ def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.s
     name, kwargs = _named(spec, "sampler", SAMPLERS)
     kwargs.pop("seed", None)
     samplers = optuna.samplers
-    if name == "cmaes":
-        _require_module("cmaes", "sweep.sampler.name=cmaes")
-    if name == "gp":
-        _require_module("scipy", "sweep.sampler.name=gp")
     if name == "grid":
         kwargs["search_space"] = {p.label: p.grid() for p in params}
     factory = {
@@ -91,13 +87,6 @@ def _check_numbers(what: str, factory, kwargs: dict) -> None:
             raise ConfigError(f"sweep.{what}.{key}={value!r}: must be {allowed}")
         if kinds == {"float"} and not isinstance(value, (int, float)):
             raise ConfigError(f"sweep.{what}.{key}={value!r}: must be a number")
-
-
-def _require_module(module: str, what: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{what} needs the `{module}` package: pip install {module}")
 
 
 def open_storage(spec: Mapping, sweep_dir: Path | None = None, workers: int = 1) -> optuna.storages.BaseStorage:
