@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -47,7 +48,7 @@ def parse_argv(argv: list[str]) -> argparse.Namespace | None:
     return args
 
 
-def _refuse(message: str):
+def _refuse(message: str) -> NoReturn:
     raise ConfigError(message)
 
 
