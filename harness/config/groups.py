@@ -50,6 +50,11 @@ class Model:
     init_seed: int | None = ranged(None, **SEED, doc="tiny: seed of the random init")
 
 
+# Modules that held `_target_`s before the code was split into layer packages: a config naming the old path is told
+# the new one.
+MOVED_MODULES = {"harness.reward_models": "harness.tasks.reward_models", "harness.rewards": "harness.tasks.loading"}
+
+
 def target(value, path: str) -> dict:
     """A Hydra `_target_` node: the callable must import and take every other key as an argument of its type."""
     if not isinstance(value, Mapping) or not isinstance(value.get("_target_"), str):
@@ -58,7 +63,9 @@ def target(value, path: str) -> dict:
     try:
         function = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError(f"{path}._target_={value['_target_']} cannot be imported") from None
+        moved = MOVED_MODULES.get(module)
+        hint = f" (the module moved: use {moved}.{name})" if moved else ""
+        raise ConfigError(f"{path}._target_={value['_target_']} cannot be imported{hint}") from None
     try:
         parameters = inspect.signature(function).parameters
         hints = typing.get_type_hints(function.__init__ if isinstance(function, type) else function)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from harness.algorithms.noise_floor import level_granularity, noise_warning, run_noise_floor
 from harness.config.levels import LEVELS
+from harness.report.estimates import Estimate, welch_test
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, welch_test
 
 TABLE_METRICS = [
     ("reward", "reward"),

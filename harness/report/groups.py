@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.config.levels import LEVELS  # registration order is the plot and table order: baselines, then GSPO-token
+from harness.report.estimates import Estimate, mean_ci
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, mean_ci
 
 LEVEL_LABELS = {level.name: level.label for level in LEVELS}
 REPLICATE_KEYS = {"name", "group"}
