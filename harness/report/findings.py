@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from harness.algorithms.noise_floor import level_granularity, noise_warning, run_noise_floor
 from harness.config.levels import LEVELS
+from harness.report.aggregates import Aggregates, aggregates, probability_of_improvement, seeds_needed
 from harness.report.estimates import Estimate, welch_test
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
@@ -38,6 +39,18 @@ def table(groups: dict[Condition, list[Run]], metrics: list[tuple[str, str]]) ->
     return [Row(c, len(runs), {key: final_estimate(runs, key) for key, _ in metrics}) for c, runs in groups.items()]
 
 
+@dataclass
+class ArmRow:
+    """One arm's (condition's) final metric: IQM, mean and median with stratified bootstrap CIs."""
+
+    condition: Condition
+    stats: Aggregates
+
+
+def arm_table(groups: dict[Condition, list[Run]], metric: str = "reward") -> list[ArmRow]:
+    return [ArmRow(c, aggregates([final_values(runs, metric)])) for c, runs in groups.items()]
+
+
 def fmt(estimate: Estimate) -> str:
     if estimate.n == 0:
         return "–"
@@ -67,6 +80,7 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     where = f"With {column_label(column)}"
     means = f"{_mean(a)} vs {_mean(b)}"
     test = welch_test(a, b)
+    field = _field_statistics(a, b, name)
     if test is None:
         return (
             f"{where}: GSPO-token vs {name}: final {metric} {means} ({len(a)} vs {len(b)} seeds) — no test possible: "
@@ -79,11 +93,36 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     if test.p < ALPHA:
         direction = "higher" if test.difference > 0 else "lower"
         return (
-            f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {detail}. Significant at the 5% level."
+            f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {field} "
+            f"Secondary: {detail}. Significant at the 5% level."
         )
     return (
-        f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {detail}. "
-        "Not significant at the 5% level."
+        f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {field} "
+        f"Secondary: {detail}. Not significant at the 5% level."
+    )
+
+
+def _field_statistics(a: list[float], b: list[float], name: str) -> str:
+    """P(X > Y) with its bootstrap CI, the IQMs, and whether the difference is resolved or how many seeds would
+    resolve it. Welch's test follows as the secondary line: it is the test the seeds-needed number is computed
+    for, and its CI is of the mean difference in the metric's own units."""
+    if not a or not b:
+        return ""
+    improvement = probability_of_improvement([a], [b])
+    ours, theirs = aggregates([a]), aggregates([b])
+    resolved = not math.isnan(improvement.low) and (improvement.low > 0.5 or improvement.high < 0.5)
+    if resolved:
+        power = "the 95% CI of P(X > Y) excludes 1/2: resolved with these seeds."
+    else:
+        n = seeds_needed(a, b)
+        power = (
+            "no number of seeds would resolve the observed difference (it is 0 or too small to measure)."
+            if n is None
+            else f"resolving the observed difference at 80% power would take about {n} seeds per arm."
+        )
+    return (
+        f"P(GSPO-token > {name}) = {improvement}; IQM {ours.iqm} vs {theirs.iqm} "
+        f"(95% stratified bootstrap CIs); {power}"
     )
 
 

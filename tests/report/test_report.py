@@ -122,6 +122,58 @@ def test_page_renders_in_headless_chromium(multirun, tmp_path):
         assert near > 200, f"{level}: only {near} pixels of its colour {color}"
 
 
+# Appended to a copy of the page: records the body's content width and each figure's rendered and natural width.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const style = getComputedStyle(document.body);
+  const content = document.body.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const images = Array.from(document.querySelectorAll("img.figure"));
+  document.body.dataset.contentWidth = content.toFixed(1);
+  document.body.dataset.figures = images
+    .map((img) => img.getBoundingClientRect().width.toFixed(1) + ":" + img.naturalWidth).join(",");
+});
+</script>"""
+
+
+def background_at_edges(png: Path) -> bool:
+    """True when the outermost 2 pixels of every side are white: a title or legend cut at the figure's edge is not."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    width, height = image.size
+    strips = [(0, 0, width, 2), (0, height - 2, width, height), (0, 0, 2, height), (width - 2, 0, width, height)]
+    return all(set(image.crop(box).getdata()) == {(255, 255, 255)} for box in strips)
+
+
+def assert_figures_fit_the_page(html: Path, figures: list[Path], tmp_path: Path) -> None:
+    """Every figure spans the content width at about its natural size (text at its point size at 100% zoom), and
+    nothing in it is cut at its edges."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    dom = open_in_chromium(probe, tmp_path, "--dump-dom", "--window-size=1280,2000").stdout
+    content = float(re.search(r'data-content-width="([\d.]+)"', dom).group(1))
+    widths = re.search(r'data-figures="([^"]*)"', dom).group(1).split(",")
+    assert len(widths) == html.read_text().count("<img class='figure'") > 0
+    for entry in widths:
+        rendered, natural = map(float, entry.split(":"))
+        assert abs(rendered - content) <= 2, f"a figure is {rendered}px wide on a {content}px page"
+        assert 0.85 <= rendered / natural <= 1.15, f"a {natural}px figure drawn at {rendered}px"
+    clipped = [p.name for p in figures if not background_at_edges(p)]
+    assert not clipped, f"drawn up to their edges (clipped?): {clipped}"
+
+
+def test_figures_fit_the_page(multirun, tmp_path):
+    """The preset's two advantage columns, and one column alone (the outcome runs): the case that was drawn at a third
+    of the page with its title and legend cut off."""
+    report = build_report([multirun], tmp_path / "both")
+    assert_figures_fit_the_page(report.html, report.figures, tmp_path)
+    copies = copy_runs(multirun, tmp_path / "runs")
+    outcome = [c for c in copies if yaml.safe_load((c / "config.yaml").read_text())["advantage"]["name"] == "outcome"]
+    report = build_report(outcome, tmp_path / "outcome")
+    assert "<h2>Task: copy</h2>" in report.html.read_text()
+    assert_figures_fit_the_page(report.html, report.figures, tmp_path)
+
+
 def test_groups_by_config_not_directory_names(multirun, tmp_path):
     copies = copy_runs(multirun, tmp_path / "runs")  # neutral names: run-00, run-01, ...
     first_two = [yaml.safe_load((c / "config.yaml").read_text()) for c in copies[:2]]
@@ -226,6 +278,7 @@ def test_study_section_from_journal_storage(multirun, tmp_path):
     html = report.html.read_text()
     assert "<h2>Study: levels</h2>" in html and "12 complete" in html
     assert {"study_history.png", "study_importances.png"} <= {p.name for p in report.figures}
+    assert_figures_fit_the_page(report.html, report.figures, tmp_path)
     best = study.best_trial
     command = " ".join(["python -m harness.run", *(f"{k}={v}" for k, v in best.params.items())])
     assert f"<code>{command}</code><br><span class='meta'>{sweep / str(best.number)}</span>" in html
