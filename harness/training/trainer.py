@@ -31,11 +31,13 @@ from harness.algorithms.stats import (
     ratio_moments,
 )
 from harness.algorithms.token_spans import LazySpans
+from harness.training.console import note, silence_known_warnings
 
 
 class HarnessGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, token_reward: Callable | None = None, gamma: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
+        silence_known_warnings()  # trl's generation calls transformers' deprecated checkpointing aliases
         self.level = self.args.importance_sampling_level
         if self.level == "sequence_token":
             # trl computes token-level ratios; the re-based old log-probs turn them into GSPO-token weights.
@@ -201,7 +203,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if message and not self._noise_warned:
             self._noise_warned = True
             if self.accelerator.is_main_process:
-                print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+                note(f"harness: warning: {message}", sys.stderr)
 
 
 def _loss_mask(batch: dict) -> torch.Tensor:

@@ -43,6 +43,7 @@ def test_tiny_run_trains_and_logs_statistics(level, advantage, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter changed"
     records = [r for r in read_metrics(tmp_path) if "reward" in r]
     assert [r["step"] for r in records] == [2, 4]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [2, 4]  # one record per step: trl's end keys join step 4
     for record in records:
         missing = [k for k in STAT_KEYS if k not in record]
         assert not missing, missing
@@ -90,7 +91,7 @@ def test_wandb_run_is_finished_when_training_fails(tmp_path):
     # A reward that breaks mid-training: the run must end as failed, with the metrics logged so far kept.
     result = run_cli(
         "debug=fast", "logger.mode=offline", "trainer.max_steps=6",
-        "reward.functions.position_accuracy.fn._target_=tests.test_runs.breaks_after_two_batches",
+        "reward.functions.position_accuracy.fn._target_=tests.training.test_runs.breaks_after_two_batches",
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode != 0
