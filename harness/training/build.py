@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from harness.config.groups import Run
+from harness.config.registry import TOKEN_REWARDS
 
 
 def grpo_kwargs(run: Run, output_dir: Path) -> dict:
@@ -53,7 +54,7 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
-    process = run.advantage.estimator == "process"
+    estimator = run.advantage.configured
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -61,8 +62,8 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         args=args,
         train_dataset=task.dataset,
         callbacks=callbacks,
-        token_reward=task.token_function if process else None,
-        gamma=run.advantage.gamma if process else 1.0,
+        estimator=estimator,
+        token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
     )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)
