@@ -20,7 +20,7 @@ from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
 
-FIGURES = {"reward.png", "clipping.png", "is_ratio.png", "advantages.png"}
+FIGURES = {"reward.png", "performance_profiles.png", "clipping.png", "is_ratio.png", "advantages.png"}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,11 @@ def test_preset_multirun_ends_with_a_report(multirun):
     for level in ("GRPO (token)", "GSPO (sequence)", "GSPO-token (sequence_token)"):
         assert html.count(level) >= 2  # table rows and verdicts
     assert "Welch&#x27;s t-test" in html and "2 vs 2 seeds" in html
+    # The field's statistics lead each verdict; the per-arm table gives IQM, mean and median with bootstrap CIs.
+    assert re.search(r"P\(GSPO-token &gt; GSPO\) = [\d.]+ \[[\d.]+, [\d.]+\]", html)
+    assert re.search(r"P\(GSPO-token &gt; GRPO\) = [\d.]+ \[[\d.]+, [\d.]+\]", html)
+    assert "Final reward per arm: IQM, mean, median [95% stratified bootstrap CI]" in html
+    assert "seeds per arm" in html or "resolved with these seeds" in html or "no number of seeds" in html
     # Outcome advantages are constant along a sequence: the page must say GSPO-token reduces to GSPO there.
     assert "GSPO-token computes GSPO&#x27;s gradient" in html
     # The CPU default computes in float32: the ratio is exactly 1 where it should be.
