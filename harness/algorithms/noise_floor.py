@@ -1,7 +1,7 @@
 """The importance ratio's noise floor, read from logged metrics: when does rounding decide clipping?
 
 Imports nothing heavy: the trainer's warning, the run summary and the report share it. The measurement itself is
-`stats.noise_moments`; the metric names are in README.md.
+`stats.noise_moments`; the metric names are in the metric catalogue (harness/config/metrics.py).
 """
 
 from __future__ import annotations

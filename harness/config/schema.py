@@ -39,7 +39,8 @@ def one_line(error: BaseException) -> str:
 
 
 def ranged(default=dataclasses.MISSING, *, gt=None, ge=None, le=None, lt=None, doc: str = ""):
-    """A dataclass field with a numeric range (bounds in the `metadata`) and a one-line description for README."""
+    """A dataclass field with a numeric range (bounds in the `metadata`) and a one-line description for the
+    configuration reference (docs/configuration.md)."""
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "le": le, "lt": lt}.items() if v is not None}
     return dataclasses.field(default=default, metadata={"bounds": bounds, "doc": doc})
 

@@ -13,7 +13,6 @@ from harness.config.compose import check_overrides
 from harness.config.metrics import logged_metrics
 from harness.config.options import CONF_DIR, config_groups, group_options
 from harness.config.schema import ConfigError
-from harness.config.tables import README, readme_tables, tables
 from harness.config.trainer_args import TRAINER_OWNERS, TRAINER_RANGES
 from harness.study.space import hydra_value
 from harness.training.build import build_trainer, grpo_config
@@ -103,11 +102,6 @@ def test_logged_metrics_follow_the_rewards():
     names = logged_metrics(parse_config("reward=addition", "trainer.beta=0.04"))
     assert {"rewards/exact_match/mean", "rewards/position_accuracy/std", "kl", "adv/within_seq_std"} <= names
     assert "kl" not in logged_metrics(parse_config())  # beta 0: trl logs no KL
-
-
-def test_readme_config_tables_are_generated():
-    # After changing conf/ or harness/config/groups.py: `python -m harness.config.tables --write`.
-    assert readme_tables(README.read_text()) == tables()
 
 
 def test_config_tree_has_no_orphans():
