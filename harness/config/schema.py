@@ -161,7 +161,9 @@ def lookup(cls, path: list[str]):
     tp, f, where = cls, None, ""
     for part in path:
         tp = strip_none(tp)
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(tp) and hasattr(tp, "key_field"):  # keys beyond its fields (a registry's params)
+            tp, f = tp.key_field(part)
+        elif dataclasses.is_dataclass(tp):
             fields = {x.name: x for x in dataclasses.fields(tp)}
             if part not in fields:
                 raise unknown_key(where, part, fields)

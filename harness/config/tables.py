@@ -69,11 +69,31 @@ def key_rows(cls, prefix: str) -> list[str]:
         if typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
             rows += key_rows(typing.get_args(tp)[1], f"{key}.NAME.")
             continue
-        default = "" if f.default is dataclasses.MISSING else f"`{OmegaConf.to_yaml({'v': f.default})[3:].strip()}`"
-        kind = "a `_target_` node" if "parser" in f.metadata and tp is not dict[str, typing.Any] else None
-        kind = kind or type_text(tp, f.metadata.get("bounds", {}))
-        rows.append(f"| `{key}` | {kind} | {default} | {f.metadata.get('doc', '')} |")
+        if "params_of" in f.metadata:  # a registry's entries' parameters, as flat keys of this group
+            rows += [row for entry in f.metadata["params_of"] for row in param_rows(entry, prefix)]
+            continue
+        rows.append(key_row(key, tp, f))
     return rows
+
+
+def key_row(key: str, tp, f: dataclasses.Field, owner: str = "") -> str:
+    """One key's row; `owner`: the registry entry whose parameter it is."""
+    default = "" if f.default is dataclasses.MISSING else f"`{OmegaConf.to_yaml({'v': f.default})[3:].strip()}`"
+    registry, note = f.metadata.get("registry"), f.metadata.get("doc", "")
+    if registry is not None:
+        kind = f"one of {', '.join(registry.names())}, or MODULE.NAME of an own module"
+        note = f"{note}: " + "; ".join(f"`{entry.name}`, {entry.description}" for entry in registry)
+    elif "parser" in f.metadata and tp is not dict[str, typing.Any]:
+        kind = "a `_target_` node"
+    else:
+        kind = type_text(tp, f.metadata.get("bounds", {}))
+    return f"| `{key}` | {kind} | {default} | {f'{owner}: {note}' if owner else note} |"
+
+
+def param_rows(entry, prefix: str) -> list[str]:
+    """The keys an entry's params dataclass adds to its group (`advantage.gamma` with estimator=process)."""
+    hints, owner = typing.get_type_hints(entry.params), f"with {prefix}estimator={entry.name}"
+    return [key_row(f"{prefix}{f.name}", hints[f.name], f, owner) for f in dataclasses.fields(entry.params)]
 
 
 def keys_table() -> list[str]:

@@ -10,7 +10,8 @@ from harness.report.findings import TABLE_METRICS, noise_notes, spread_notes, ta
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
 from harness.report.runs import Run, load_runs
-from harness.report.studies import find_journal, load_study, study_report
+from harness.report.studies import load_study, study_report
+from harness.study.backends import find_journal
 
 REPORT_FILE = "report.html"
 
@@ -53,7 +54,7 @@ def build_report(
 
 def _study(paths: list[Path], storage: str | None, study_name: str | None, out_dir: Path, warnings: list[str]):
     if storage is None:
-        journal = find_journal(paths)
+        journal = next(filter(None, map(find_journal, paths)), None)
         if journal is None:
             return None
         storage = str(journal)

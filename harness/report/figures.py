@@ -12,14 +12,18 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report is built on CI machines and inside Hydra callbacks
 import matplotlib.pyplot as plt
 
+from harness.config.levels import LEVELS
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, over_steps
 from harness.report.runs import Run
 
-# One colour per level everywhere on the page (matplotlib's default cycle, so the legend reads as usual).
-LEVEL_COLORS = {"token": "#1f77b4", "sequence": "#ff7f0e", "sequence_token": "#2ca02c"}
+# One colour per level everywhere on the page, in registration order from matplotlib's default cycle (so the
+# legend reads as usual: blue, orange, green, ...).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+LEVEL_COLORS = dict(zip(LEVELS.names(), PALETTE))
 OTHER_COLOR = "#7f7f7f"
-# GSPO-token is dashed: where it computes GSPO's exact gradient (outcome advantages) the two lines coincide.
-LEVEL_STYLES = {"sequence_token": (0, (4, 2))}
+# The compared level (GSPO-token) is dashed: where it computes GSPO's exact gradient (outcome advantages) the two
+# lines coincide.
+LEVEL_STYLES = {level.name: (0, (4, 2)) for level in LEVELS if not level.baseline}
 
 
 @dataclass
@@ -163,7 +167,7 @@ def study_history(values: list[tuple[int, float]], direction: str, path: Path) -
     for value in objective:
         running = value if running is None else pick(running, value)
         best.append(running)
-    ax.scatter(numbers, objective, color=LEVEL_COLORS["token"], s=22, label="trial objective")
+    ax.scatter(numbers, objective, color=PALETTE[0], s=22, label="trial objective")
     ax.step(numbers, best, where="post", color="#d62728", label="best so far")
     ax.set_xlabel("trial number")
     ax.set_ylabel("objective")
@@ -178,7 +182,7 @@ def study_history(values: list[tuple[int, float]], direction: str, path: Path) -
 def study_importances(importances: dict[str, float], path: Path) -> Figure:
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * len(names)))
-    ax.barh(names, [importances[n] for n in names], color=LEVEL_COLORS["sequence_token"])
+    ax.barh(names, [importances[n] for n in names], color=PALETTE[2])
     ax.set_xlabel("importance (share of objective variance, fANOVA)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

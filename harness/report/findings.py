@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.algorithms.noise_floor import noise_warning, run_noise_floor
+from harness.algorithms.noise_floor import level_granularity, noise_warning, run_noise_floor
+from harness.config.levels import LEVELS
+from harness.report.estimates import Estimate, welch_test
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, welch_test
 
 TABLE_METRICS = [
     ("reward", "reward"),
@@ -19,7 +20,9 @@ TABLE_METRICS = [
     ("adv/within_seq_std", "within-seq adv std"),
     ("is_ratio/noise_seq_max", "ratio noise floor, seq"),
 ]
-GSPO_TOKEN, BASELINES = "sequence_token", ("token", "sequence")
+# The compared level and its baselines, as the level registry declares them (harness/config/levels.py).
+(GSPO_TOKEN,) = [level.name for level in LEVELS if not level.baseline]
+BASELINES = tuple(level.name for level in LEVELS if level.baseline)
 ALPHA = 0.05
 ZERO_SPREAD = 1e-6  # float32 round-off of a constant advantage along a sequence is ~1e-8
 
@@ -121,7 +124,7 @@ def noise_notes(groups: dict[Condition, list[Run]]) -> list[str]:
             floor = run_noise_floor(run.records)
             if not floor:
                 continue  # logged before the noise floor was measured
-            floors.append(floor["token_max"] if run.level == "token" else floor["seq_max"])
+            floors.append(floor[f"{level_granularity(run.level) or 'seq'}_max"])
             sampling = run.config["importance_sampling"]
             logs = {f"is_ratio/noise_{key}": value for key, value in floor.items()}
             if noise_warning(logs, run.level, sampling["epsilon"], sampling["epsilon_high"]):

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from harness.config.groups import Run
+from harness.config.registry import TOKEN_REWARDS
 
 
 def grpo_kwargs(run: Run, output_dir: Path) -> dict:
@@ -52,7 +53,7 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
     task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
-    process = run.advantage.estimator == "process"
+    estimator = run.advantage.configured
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -60,8 +61,8 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         args=args,
         train_dataset=task.dataset,
         callbacks=callbacks,
-        token_reward=task.token_function if process else None,
-        gamma=run.advantage.gamma if process else 1.0,
+        estimator=estimator,
+        token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
     )
     disable_progress_bar()  # no "Writing model shards" bars in the job log
     # MetricsSink prints a compact line per log instead of transformers' full dicts.

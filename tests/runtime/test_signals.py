@@ -90,7 +90,7 @@ def test_second_signal_exits_at_once(tmp_path):
     """The first SIGTERM lands while a step is busy (a reward that sleeps 5 s once training is under way); the
     second exits at once instead of waiting for the step to end."""
     run_dir, marker = tmp_path / "run", tmp_path / "slow-step"
-    fn = "reward.functions.position_accuracy.fn._target_=tests.test_signals.slow_once_training"
+    fn = "reward.functions.position_accuracy.fn._target_=tests.runtime.test_signals.slow_once_training"
     process = start_run(run_dir, "trainer.max_steps=300", "logger=none", fn, env={"SLOW_STEP_MARKER": str(marker)})
     wait_for(marker.exists, 240, "a slow step", process)
     process.send_signal(signal.SIGTERM)

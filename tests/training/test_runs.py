@@ -90,7 +90,7 @@ def test_wandb_run_is_finished_when_training_fails(tmp_path):
     # A reward that breaks mid-training: the run must end as failed, with the metrics logged so far kept.
     result = run_cli(
         "debug=fast", "logger.mode=offline", "trainer.max_steps=6",
-        "reward.functions.position_accuracy.fn._target_=tests.test_runs.breaks_after_two_batches",
+        "reward.functions.position_accuracy.fn._target_=tests.training.test_runs.breaks_after_two_batches",
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode != 0
