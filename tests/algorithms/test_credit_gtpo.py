@@ -143,3 +143,20 @@ def test_bad_parameters_are_refused(kwargs, match):
 def test_rows_that_do_not_split_into_groups_are_refused():
     with pytest.raises(ValueError, match="num_generations=4"):
         gtpo_advantages(torch.zeros(6), torch.zeros(6, 3), torch.ones(6, 3), 4)
+
+
+@pytest.mark.parametrize("normalisation", ["polarity", "outcome"])
+def test_an_unscored_completion_is_left_out_of_its_group(normalisation):
+    """A NaN reward (trl: no reward function scored it): 0 for it, and the others as if the group had 3 members."""
+    case = batch(12, groups=1, group=3)
+    t = tensors(case)
+    rows = [0, 1, 3]
+    rewards = torch.full((4,), float("nan"), dtype=torch.float64)
+    rewards[rows] = t["rewards"]
+    entropies, mask = torch.rand(4, 7, dtype=torch.float64), torch.ones(4, 7, dtype=torch.float64)
+    entropies[rows], mask[rows] = t["entropies"], t["mask"]
+    outcome = torch.zeros(4, dtype=torch.float64)
+    outcome[rows] = t["outcome"]
+    got = gtpo_advantages(rewards, entropies, mask, 4, normalisation=normalisation, outcome=outcome)
+    assert torch.count_nonzero(got[2]) == 0
+    assert torch.allclose(got[rows], reference(case, 1.0, 0.1, normalisation), atol=1e-9)

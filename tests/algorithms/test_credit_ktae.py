@@ -146,3 +146,23 @@ def test_groups_are_independent():
 def test_out_of_range_parameters_are_refused(kwargs):
     with pytest.raises(ValueError, match="allowed"):
         ktae_advantages(torch.tensor([0.0, 1.0]), torch.zeros(2), torch.zeros(2, 3), torch.ones(2, 3), 2, **kwargs)
+
+
+def test_an_unscored_completion_is_in_no_table():
+    """A NaN reward (trl: no reward function scored it): 0 for it, and the others as if the group had 3 members."""
+    case = batch(13, groups=1, group=3)
+    t = tensors(case)
+    rows = [0, 1, 3]
+    rewards = torch.full((4,), float("nan"), dtype=torch.float64)
+    rewards[rows] = t["rewards"]
+    ids, mask = torch.full((4, 7), 2), torch.ones(4, 7)
+    ids[rows], mask[rows] = t["ids"], t["mask"].float()
+    outcome = torch.zeros(4, dtype=torch.float64)
+    outcome[rows] = t["outcome"]
+    got = ktae_advantages(rewards, outcome, ids, mask, 4)
+    assert torch.count_nonzero(got[2]) == 0
+    expected = [
+        [(a + v) if m else 0.0 for v, m in zip(row, valid)]
+        for a, row, valid in zip(case["outcome"], reference_values(case), case["mask"])
+    ]
+    assert torch.allclose(got[rows], torch.tensor(expected, dtype=got.dtype), atol=1e-9)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.algorithms.batch import AdvantageBatch
 from harness.algorithms.credit.groups import broadcast, check_layout
 
 # Defaults: alpha = 0.4 and kappa = 2 are the values reimplementations of the paper give as its defaults (e.g. the
@@ -50,3 +51,8 @@ def entropy_bonus_advantages(
     cap = (outcome.abs() / kappa).unsqueeze(1)
     bonus = torch.minimum(alpha * entropies.detach().to(outcome.dtype).clamp(min=0.0), cap)
     return broadcast(outcome, mask) + bonus * mask.to(outcome.dtype)
+
+
+def entropy_bonus(batch: AdvantageBatch, alpha: float, kappa: float) -> torch.Tensor:
+    """The registered estimator `entropy_bonus` (harness/config/estimators.py): needs the sampling entropies."""
+    return entropy_bonus_advantages(batch.advantages, batch.entropies, batch.mask, alpha, kappa)

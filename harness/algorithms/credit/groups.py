@@ -2,6 +2,8 @@
 
 Rows are completions in trl's layout: the `num_generations` completions of one prompt are consecutive rows, so
 group g is rows [g * num_generations, (g + 1) * num_generations). `mask` (N, T) is 1 on valid completion tokens.
+A NaN reward marks a completion no reward function scored (trl's convention): it is left out of its group's
+statistics, and the estimators give it 0, as trl does.
 """
 
 from __future__ import annotations
@@ -40,25 +42,32 @@ def outcome_advantages(rewards: torch.Tensor, num_generations: int, eps: float =
     return (centred / (std + eps)).reshape(-1).to(rewards.dtype)
 
 
+def scored(rewards: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the completion has a reward (not NaN)."""
+    return ~torch.isnan(rewards)
+
+
 def informative_groups(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
-    """(N,) bool: the completion's group has rewards that are not all equal.
+    """(N,) bool: the completion's group has scored rewards that are not all equal.
 
     A group whose rewards are all equal carries no outcome information: trl gives it advantage 0, and DAPO (the base
     of GTPO and KTAE's experiments) drops it by dynamic sampling. Every estimator here gives such a group 0.
     """
     grouped = group_view(rewards, num_generations)
-    spread = (grouped.amax(dim=1) > grouped.amin(dim=1)).unsqueeze(1)
-    return spread.expand_as(grouped).reshape(-1)
+    has = ~torch.isnan(grouped)
+    high = torch.where(has, grouped, -torch.inf).amax(dim=1)
+    low = torch.where(has, grouped, torch.inf).amin(dim=1)
+    return (high > low).unsqueeze(1).expand_as(grouped).reshape(-1)
 
 
 def successful(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
-    """(N,) bool: r_i is above its group's mean reward.
+    """(N,) bool: r_i is above its group's mean reward (over the scored completions; a NaN reward is not).
 
     For binary 0/1 rewards in a group with both outcomes this is exactly "correct"; for graded rewards it is the
     sign of the (unnormalised) GRPO advantage, so `successful` and trl's advantage > 0 agree on every completion.
     """
     grouped = group_view(rewards.to(torch.float64), num_generations)
-    return (grouped > grouped.mean(dim=1, keepdim=True)).reshape(-1)
+    return (grouped > grouped.nanmean(dim=1, keepdim=True)).reshape(-1)  # NaN > anything is False
 
 
 def broadcast(outcome: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

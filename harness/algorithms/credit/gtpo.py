@@ -27,7 +27,8 @@ Eq. 3 (positive) or Eq. 5 (negative). alpha1 = 1, alpha2 = 0 is exactly trl's ou
 never flips the sign of A_i.
 
 "Successful" is r_i above the group mean: for 0/1 rewards exactly the correct completions. A group with all rewards
-equal gets 0 under both normalisations (trl gives it 0 and DAPO, the paper's base, drops it by dynamic sampling).
+equal gets 0 under both normalisations (trl gives it 0 and DAPO, the paper's base, drops it by dynamic sampling); a
+completion with a NaN reward (unscored, trl's convention) is in neither set and gets 0.
 
 Defaults alpha1 = 1, alpha2 = 0.1: the paper's experimental values, as two independent reproductions of the paper
 quote them (the stored copy of the paper available here ends before its experiments section).
@@ -37,7 +38,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.algorithms.credit.groups import TRL_EPS, check_layout, group_view, informative_groups, successful
+from harness.algorithms.batch import AdvantageBatch
+from harness.algorithms.credit.groups import TRL_EPS, check_layout, group_view, informative_groups, scored, successful
 
 ALPHA1 = 1.0
 ALPHA2 = 0.1
@@ -96,15 +98,30 @@ def gtpo_advantages(
         raise ValueError("normalisation='outcome' needs trl's outcome advantages (N,) as `outcome`")
     dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
     positive = successful(rewards, num_generations)
-    shares = entropy_shares(entropies, mask, positive, num_generations)
-    valid = mask.to(torch.float64)
-    keep = informative_groups(rewards, num_generations).to(torch.float64).unsqueeze(1)
+    valid = mask.to(torch.float64) * scored(rewards).to(torch.float64).unsqueeze(1)  # unscored rows: in no set
+    shares = entropy_shares(entropies, valid, positive, num_generations)
+    keep = (informative_groups(rewards, num_generations).unsqueeze(1) & valid.bool()).expand_as(valid)
+    rewards = torch.nan_to_num(rewards.to(torch.float64), nan=0.0)
     if normalisation == "outcome":
         base = alpha1 * outcome.to(torch.float64).unsqueeze(1)
-        return ((base + alpha2 * shares) * valid * keep).to(outcome.dtype)
-    token_rewards = alpha1 * rewards.to(torch.float64).unsqueeze(1) + alpha2 * shares
+        return torch.where(keep, base + alpha2 * shares, 0.0).to(outcome.dtype)
+    token_rewards = alpha1 * rewards.unsqueeze(1) + alpha2 * shares
     grouped = group_view(token_rewards, num_generations)
     valid_g = group_view(valid, num_generations)
     pos = group_view(positive.to(torch.float64), num_generations).unsqueeze(-1)
     normalised = _normalise_per_set(grouped, valid_g * pos) + _normalise_per_set(grouped, valid_g * (1.0 - pos))
-    return (normalised.reshape(mask.shape) * keep).to(dtype)
+    return torch.where(keep, normalised.reshape(mask.shape), 0.0).to(dtype)
+
+
+def gtpo(batch: AdvantageBatch, alpha1: float, alpha2: float, normalisation: str) -> torch.Tensor:
+    """The registered estimator `gtpo` (harness/config/estimators.py): needs the sampling entropies."""
+    return gtpo_advantages(
+        batch.rewards,
+        batch.entropies,
+        batch.mask,
+        batch.num_generations,
+        alpha1,
+        alpha2,
+        normalisation,
+        outcome=batch.advantages,
+    ).to(batch.advantages.dtype)

@@ -19,7 +19,8 @@ that is v:  A_{i,t} = A_i + sigma((h1 F + h2 IG) D) - 0.5.
 
 Tokens are compared by id only, so any tokenizer works and no special id is assumed (padding is excluded by `mask`).
 "Correct" is a reward above the group mean (exactly the correct completions for 0/1 rewards). A group whose rewards
-are all equal has an empty x_T or x_F and no table: it gets 0, as trl gives it (and DAPO drops it).
+are all equal has an empty x_T or x_F and no table: it gets 0, as trl gives it (and DAPO drops it). A completion with
+a NaN reward (unscored, trl's convention) is in no table (N counts the scored completions) and gets 0.
 
 Harness choices (not from the paper): the frequency ratios carry add-one smoothing, (TF_T + 1) / (TF_F + 1), because
 a key token of one set has tf = 0 in the other and the paper's ratio is then undefined. Defaults h1 = h2 = h3 = 1,
@@ -34,7 +35,8 @@ import math
 
 import torch
 
-from harness.algorithms.credit.groups import broadcast, check_layout, informative_groups, successful
+from harness.algorithms.batch import AdvantageBatch
+from harness.algorithms.credit.groups import broadcast, check_layout, informative_groups, scored, successful
 
 H1 = 1.0
 H2 = 1.0
@@ -72,7 +74,7 @@ def key_token_values(
     n, length = mask.shape
     valid = mask.bool()
     keep = informative_groups(rewards, num_generations)
-    valid = valid & keep.unsqueeze(1)
+    valid = valid & (keep & scored(rewards)).unsqueeze(1)  # an unscored completion (NaN reward) is in no table
     out = torch.zeros(n, length, dtype=torch.float64, device=mask.device)
     if not valid.any():
         return out
@@ -101,11 +103,12 @@ def key_token_values(
     lengths = mask.to(torch.float64).sum(dim=1)
     per_group = torch.zeros(num_groups, dtype=torch.float64, device=mask.device)
     group_of_row = torch.div(torch.arange(n, device=mask.device), num_generations, rounding_mode="floor")
+    wrong = scored(rewards) & ~correct
     n_t = per_group.index_add(0, group_of_row, correct.to(torch.float64))[groups]
-    n_f = num_generations - n_t
+    n_f = per_group.index_add(0, group_of_row, wrong.to(torch.float64))[groups]
     len_t = per_group.index_add(0, group_of_row, lengths * correct)[groups]
-    len_f = per_group.index_add(0, group_of_row, lengths * ~correct)[groups]
-    c, d, total = n_t - a, n_f - b, float(num_generations)
+    len_f = per_group.index_add(0, group_of_row, lengths * wrong)[groups]
+    c, d, total = n_t - a, n_f - b, n_t + n_f
 
     log_p = (
         torch.lgamma(a + b + 1)
@@ -116,7 +119,7 @@ def key_token_values(
         - torch.lgamma(b + 1)
         - torch.lgamma(c + 1)
         - torch.lgamma(d + 1)
-        - math.lgamma(total + 1)
+        - torch.lgamma(total + 1)
     )
     fisher = torch.exp(-2.0 * torch.exp(log_p))
     conditional = (a + b) / total * _binary_entropy_bits(_ratio(a, a + b)) + (c + d) / total * _binary_entropy_bits(
@@ -162,3 +165,19 @@ def ktae_advantages(
     dtype = outcome.dtype if outcome.is_floating_point() else torch.float32
     values = key_token_values(rewards, completion_ids, mask, num_generations, h1, h2, h3, bm25_k1, bm25_b)
     return broadcast(outcome.to(dtype), mask) + values.to(dtype)
+
+
+def ktae(batch: AdvantageBatch, h1: float, h2: float, h3: float, bm25_k1: float, bm25_b: float) -> torch.Tensor:
+    """The registered estimator `ktae` (harness/config/estimators.py): reads the completion ids, needs nothing else."""
+    return ktae_advantages(
+        batch.rewards,
+        batch.advantages,
+        batch.completion_ids,
+        batch.mask,
+        batch.num_generations,
+        h1,
+        h2,
+        h3,
+        bm25_k1,
+        bm25_b,
+    )
