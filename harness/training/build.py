@@ -42,15 +42,16 @@ def grpo_config(run: Run, output_dir: Path, **overrides):
 def build_trainer(run: Run, output_dir: Path, callbacks: list):
     from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils.logging import disable_progress_bar
 
     from harness.tasks.loading import build_task
+    from harness.training.console import hide_transformers_bars
     from harness.training.model import build_model, build_tokenizer
     from harness.training.trainer import HarnessGRPOTrainer
 
     args = grpo_config(run, output_dir)
     tokenizer = build_tokenizer(run.model)
     task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
     estimator = run.advantage.configured
@@ -64,8 +65,7 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         estimator=estimator,
         token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
     )
-    disable_progress_bar()  # no "Writing model shards" bars in the job log
-    # MetricsSink prints a compact line per log instead of transformers' full dicts.
+    # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer

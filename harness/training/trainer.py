@@ -38,6 +38,7 @@ from harness.algorithms.stats import (
 from harness.algorithms.token_spans import LazySpans
 from harness.config.levels import LEVELS
 from harness.config.registry import ENTROPIES, GENERATIONS, TOKEN_REWARDS, Configured, resolve
+from harness.training.console import note, silence_known_warnings
 
 
 class HarnessGRPOTrainer(GRPOTrainer):
@@ -47,6 +48,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if estimator is not None and GENERATIONS in estimator.needs:
             raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
+        silence_known_warnings()  # trl's generation calls transformers' deprecated checkpointing aliases
         self.level = self.args.importance_sampling_level
         level = LEVELS.get(self.level)
         self.importance_sampling_level = level.trl_level  # what trl computes; `level` may re-base it (GSPO-token)
@@ -315,7 +317,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if message and not self._noise_warned:
             self._noise_warned = True
             if self.accelerator.is_main_process:
-                print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+                note(f"harness: warning: {message}", sys.stderr)
 
 
 def _loss_mask(batch: dict) -> torch.Tensor:
