@@ -6,7 +6,9 @@ It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml)
 - `_generate_and_score_completions`: replace trl's (B,) advantages with the estimator's, computed on all ranks' rows
   (a per-token estimator's are (B, T); a per-sequence estimator's stay (B,)); record advantage statistics.
 - `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
-- `_get_per_token_logps_and_entropies`: inside the loss, once the current log-probs exist, record clip and ratio
+- `_get_per_token_logps_and_entropies`: during generation, when an estimator needs the sampling policy's entropies
+  and trl computes old log-probs anyway, ask that same pass for the entropies (see `_sampling_entropies` for the
+  cost); inside the loss, once the current log-probs exist, record clip and ratio
   statistics and, on the first optimizer step after each generation, the ratio's noise floor; for a level that
   re-bases old log-probs (`sequence_token`), re-base the batch's old log-probs so that trl's token-level ratio
   exp(logp - old) equals the level's weight (GSPO-token: sg[s_i] * pi / sg[pi], see
@@ -61,6 +63,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self._rewards_per_func: torch.Tensor | None = None  # all ranks' rewards, one column per reward function
         self._loss_inputs: dict | None = None
         self._generation_step = -1  # the optimizer step at which the buffered completions were generated
+        self._capture_entropies = False  # take the entropies from trl's old-log-prob pass of this generation
+        self._captured_entropies: torch.Tensor | None = None
         self._noise_warned = False  # the noise-floor warning is printed once per run
 
     # --- advantages -------------------------------------------------------------------------------------------
@@ -69,7 +73,13 @@ class HarnessGRPOTrainer(GRPOTrainer):
         return self._rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
+        needs_entropies = self.estimator is not None and ENTROPIES in self.estimator.needs
+        self._captured_entropies = None
+        self._capture_entropies = self.model.training and needs_entropies and self._trl_scores_old_logps()
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._capture_entropies = False
         if not self.model.training:
             return output
         self._generation_step = self.state.global_step
@@ -151,8 +161,27 @@ class HarnessGRPOTrainer(GRPOTrainer):
             return all_advantages[start : start + rows].contiguous(), all_advantages, all_mask
         return all_advantages[start : start + rows, :length].contiguous(), all_advantages, all_mask
 
+    def _trl_scores_old_logps(self) -> bool:
+        """Whether trl 1.16's `_generate_and_score_completions` runs its no-grad pass of the policy for old log-probs
+        (its own condition: generation misaligned with optimizer steps, or vLLM's importance-sampling correction)."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every != 0 or bool(
+            self.use_vllm and self.vllm_importance_sampling_correction
+        )
+
     def _sampling_entropies(self, output: dict) -> torch.Tensor:
-        """The sampling policy's per-token entropies (one no-grad forward pass over the generation batch)."""
+        """The sampling policy's per-token entropies at its sampling temperature, once per generation batch.
+
+        Cost: when trl runs its old-log-prob pass (`_trl_scores_old_logps`; the default trainer, whose
+        steps_per_generation exceeds gradient_accumulation_steps, does), the entropies come from that same forward
+        pass: trl's fused head then also reduces the logits it already holds to an entropy, no extra forward. When
+        it does not (on-policy: generation aligned with optimizer steps, no vLLM correction), it costs one extra
+        no-grad forward of the policy over prompts and completions of the generation batch, the same work as trl's
+        old-log-prob pass, about a third of a training step's forward and backward over those tokens.
+        """
+        if self._captured_entropies is not None:
+            entropies, self._captured_entropies = self._captured_entropies, None
+            return entropies
         ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         attention = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         with torch.no_grad():
@@ -201,6 +230,15 @@ class HarnessGRPOTrainer(GRPOTrainer):
             self._loss_inputs = None
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        if self._capture_entropies and self._loss_inputs is None:
+            # The first pass of a generation step is trl's old log-probs of the policy (before any reference pass):
+            # the sampling policy's forward. Its fused head gives the entropies with the log-probs.
+            self._capture_entropies = False
+            logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(
+                *args, **{**kwargs, "compute_entropy": True}
+            )
+            self._captured_entropies = entropies.detach().float()
+            return logps, None, aux_loss
         logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         inputs, self._loss_inputs = self._loss_inputs, None  # only the policy pass inside `_compute_loss`
         if inputs is not None:
