@@ -46,6 +46,7 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
+    from harness.config.levels import LEVELS
     from harness.training.build import build_trainer, grpo_config
     from tests.conftest import parse_config
 
@@ -57,7 +58,7 @@ def build_pair(level: str, advantage: str, steps: int, workdir: Path):
     )  # fmt: skip
     harness_timer, bare_timer = StepTimer(), StepTimer()
     harness = build_trainer(run, workdir / f"{level}-{advantage}-harness", [harness_timer])
-    bare_level = "token" if level == "sequence_token" else level
+    bare_level = LEVELS.get(level).trl_level  # GSPO-token runs trl's token level with re-based old log-probs
     bare_run = dataclasses.replace(
         run, importance_sampling=dataclasses.replace(run.importance_sampling, level=bare_level)
     )
@@ -106,11 +107,13 @@ def main() -> None:
     args = parser.parse_args()
     import logging
 
+    from harness.config.levels import LEVELS
+
     logging.disable(logging.WARNING)
     print(f"`python -m harness.run --cfg job`: {cfg_job_seconds():.2f} s (median of 5; target < 1.5 s)")
     with tempfile.TemporaryDirectory() as tmp:
         ratios = {}
-        for level in ("token", "sequence", "sequence_token"):
+        for level in LEVELS.names():
             ratios[level] = measure(level, "outcome", args.rounds, args.steps, Path(tmp))
         process = measure("sequence_token", "process", args.rounds, args.steps, Path(tmp))
     print("step-time ratio harness/bare (target <= 1.05): " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))

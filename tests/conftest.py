@@ -82,7 +82,8 @@ def bf16_run(tmp_path_factory):
 @pytest.fixture
 def postgres_url():
     """A fresh database on the local PostgreSQL server, dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2
+
     name = f"harness_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)

@@ -37,7 +37,13 @@ def main(out: Path) -> None:
 
     local = slice(rank * ROWS, (rank + 1) * ROWS)
     t = lengths[rank]
-    got, all_advantages, _ = trainer.process_advantages((rewards * mask)[local, :t], mask[local, :t])
+    got, all_advantages, _ = trainer.estimate(  # the configured estimator (process) on this rank's rows
+        mask=mask[local, :t],
+        completion_ids=torch.zeros_like(mask[local, :t]),
+        rewards=torch.zeros(ROWS),
+        advantages=torch.zeros(ROWS),
+        token_rewards=(rewards * mask)[local, :t],
+    )
     assert got.shape == (ROWS, t)
     torch.testing.assert_close(got, expected[local, :t], rtol=0, atol=1e-6)
     torch.testing.assert_close(all_advantages, expected, rtol=0, atol=1e-6)

@@ -1,14 +1,34 @@
 """Advantage estimators as pure torch functions on (N, T) tensors.
 
 Rows are completions in trl's layout: the `num_generations` completions of one prompt are consecutive rows.
-`mask` is 1 on valid completion tokens and 0 on padding.
+`mask` is 1 on valid completion tokens and 0 on padding. `outcome` and `process` are the compute functions of the
+registered estimators (declared in harness/config/estimators.py): `fn(batch: AdvantageBatch, **params) -> (N, T)`.
 """
 
 from __future__ import annotations
 
 import torch
 
+from harness.algorithms.batch import AdvantageBatch
+
 SCALINGS = ("group", "batch", "none")  # trl's `scale_rewards`, applied the same way to token rewards
+
+
+def outcome(batch: AdvantageBatch) -> torch.Tensor:
+    """trl's outcome advantage on every valid token: A_{i,t} = A_i where mask is 1, else 0."""
+    return torch.where(batch.mask.bool(), batch.advantages.unsqueeze(1), 0.0).to(batch.advantages.dtype)
+
+
+def process(batch: AdvantageBatch, gamma: float) -> torch.Tensor:
+    """`process_advantages` of the batch's token rewards (see there)."""
+    return process_advantages(
+        batch.token_rewards,
+        batch.mask,
+        batch.num_generations,
+        gamma,
+        reward_mask=batch.reward_mask,
+        scale=batch.scale,
+    )
 
 
 def process_advantages(
@@ -71,3 +91,15 @@ def discounted_reverse_cumsum(values: torch.Tensor, gamma: float) -> torch.Tenso
         running = values[:, position] + gamma * running
         out[:, position] = running
     return out
+
+
+def per_sequence_values(advantages: torch.Tensor, mask: torch.Tensor, name: str = "the estimator") -> torch.Tensor:
+    """(N,) one value per row of (N, T) advantages that are constant along each row's valid tokens (0 for a row
+    without any); a row that varies is an error: its estimator is declared per-sequence."""
+    valid = mask.bool()
+    high = torch.where(valid, advantages, -torch.inf).amax(-1)
+    low = torch.where(valid, advantages, torch.inf).amin(-1)
+    rows = valid.any(-1)
+    if not torch.equal(high[rows], low[rows]):
+        raise ValueError(f"advantage.estimator={name} is declared per-sequence but its advantage varies within a row")
+    return torch.where(rows, high, 0.0).to(advantages.dtype)

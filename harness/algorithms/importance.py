@@ -1,4 +1,5 @@
-"""Importance weights for the three sampling levels, as pure torch functions.
+"""Importance weights of the registered sampling levels (declared in harness/config/levels.py), as pure torch
+functions `fn(logps, old_logps, mask) -> log w`.
 
 - token (GRPO):           log w_{i,t} = log pi(y_t) - log pi_old(y_t)                       shape (B, T)
 - sequence (GSPO):        log s_i = mean_t over valid tokens of the token log-ratio           shape (B, 1)
@@ -11,7 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.config.groups import LEVELS
+from harness.config.levels import LEVELS
+
+
+def token_log_weights(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log w_{i,t} = log pi(y_t) - log pi_old(y_t), shape (B, T)."""
+    return logps - old_logps
 
 
 def sequence_log_ratio(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -20,17 +26,17 @@ def sequence_log_ratio(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch
     return ((logps - old_logps) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
 
 
+def gspo_token_log_weights(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log w_{i,t} = sg[log s_i] + log pi(y_t) - sg[log pi(y_t)], shape (B, T)."""
+    return sequence_log_ratio(logps, old_logps, mask).detach() + logps - logps.detach()
+
+
 def log_importance_weights(
     level: str, logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """Log importance weights of `level`: (B, T) for token levels, (B, 1) for sequence."""
-    if level == "token":
-        return logps - old_logps
-    if level == "sequence":
-        return sequence_log_ratio(logps, old_logps, mask)
-    if level == "sequence_token":
-        return sequence_log_ratio(logps, old_logps, mask).detach() + logps - logps.detach()
-    raise ValueError(f"importance_sampling_level={level!r}; allowed: {', '.join(LEVELS)}")
+    """Log importance weights of `level` (a registered level's compute): (B, T) for token levels, (B, 1) for
+    sequence."""
+    return LEVELS.get(level).function()(logps, old_logps, mask)
 
 
 def gspo_token_old_logps(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

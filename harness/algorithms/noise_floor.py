@@ -1,10 +1,12 @@
 """The importance ratio's noise floor, read from logged metrics: when does rounding decide clipping?
 
 Imports nothing heavy: the trainer's warning, the run summary and the report share it. The measurement itself is
-`stats.noise_moments`; the metric names are in README.md.
+`stats.noise_moments`; the metric names are in the metric catalogue (harness/config/metrics.py).
 """
 
 from __future__ import annotations
+
+from harness.config.levels import LEVELS
 
 NOISE_FRACTION = 0.1  # "well below the clip range": an order of magnitude
 GRANULARITIES = {"token": "token", "seq": "sequence"}
@@ -25,8 +27,12 @@ def noise_warning(logs: dict[str, float], level: str, epsilon_low: float, epsilo
     """One line when the noise at the level's own granularity is not well below the clip range, else None.
 
     `logs` holds `is_ratio/noise_{token,seq}_max` (one log record, or `run_noise_floor`'s keys prefixed alike).
+    The level's `noise_granularity` (harness/config/levels.py) says which one its clip decisions feel; None for a
+    level this process has not registered.
     """
-    granularity = "token" if level == "token" else "seq"
+    granularity = level_granularity(level)
+    if granularity is None:
+        return None
     noise = logs.get(f"is_ratio/noise_{granularity}_max")
     epsilon = min(epsilon_low, epsilon_high)
     if noise is None or noise <= NOISE_FRACTION * epsilon:
@@ -36,3 +42,9 @@ def noise_warning(logs: dict[str, float], level: str, epsilon_low: float, epsilo
         f"|log w| where every ratio should be 1) is not well below epsilon={epsilon:g}, so clipping follows "
         "rounding; compute in float32 (trainer.bf16=false trainer.fp16=false)"
     )
+
+
+def level_granularity(level: str) -> str | None:
+    """The noise floor that matters for `level`, "token" or "seq" (None: not a registered level)."""
+    entry = LEVELS.find(level)
+    return None if entry is None else entry.noise_granularity

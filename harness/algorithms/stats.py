@@ -2,7 +2,8 @@
 
 Each `*_moments` function returns additive sufficient statistics (sums and counts), so batches, gradient-accumulation
 micro-batches and processes combine exactly by addition; `finalize` turns the summed moments into the logged
-metrics. Minima and maxima travel separately (`*_extremes`). The metric names are documented in README.md.
+metrics. Minima and maxima travel separately (`*_extremes`). The metric names are defined in the metric catalogue
+(harness/config/metrics.py; docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ it may have created the run directory; `preflight` turns every one of them into 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -20,62 +22,63 @@ from harness.config.validate import parse
 from harness.study.hydra_glue import is_sweep_override
 from harness.study.plan import check_study
 
-# Hydra's flags that take a value, and those that print something and build nothing (or rerun a pickled job).
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
-INFO_FLAGS = {
-    "--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc", "--experimental-rerun"
-}  # fmt: skip
-MODE_FLAGS = {"--run": "-r", "--multirun": "-m", "--cfg": "-c"}  # Hydra takes one of these at most
-FLAGS = VALUE_FLAGS | INFO_FLAGS | set(MODE_FLAGS) | set(MODE_FLAGS.values()) | {"--resolve"}
+# Hydra's flags (by the names its parser stores them under) that print something and build nothing, or rerun a
+# pickled job: the command goes to Hydra unchecked.
+INFO = ("help", "hydra_help", "version", "info", "shell_completion", "experimental_rerun")
 
 
-def split_argv(argv: list[str]) -> tuple[list[str], list[str]] | None:
-    """(Hydra flags, overrides), or None for a command that only prints help or version."""
-    flags, overrides = [], []
-    args = iter(argv)
-    for arg in args:
+def parse_argv(argv: list[str]) -> argparse.Namespace | None:
+    """The command line read by Hydra's own parser (flags by their exact names, overrides in any order among them);
+    None for a command that only prints (help, version, info) or reruns a pickled job. Refuses a bad flag, and more
+    than one of Hydra's modes, with one ConfigError line (argparse's own error is a usage text)."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.allow_abbrev = False  # `--multi` is refused with a did-you-mean rather than guessed
+    parser.error = _refuse
+    flags = {flag: action.dest for flag, action in parser._option_string_actions.items()}
+    if any(flags.get(arg.partition("=")[0]) in INFO for arg in argv):
+        return None
+    args, unknown = parser.parse_known_intermixed_args(argv)
+    for arg in unknown:
         name = arg.partition("=")[0]
-        if name in INFO_FLAGS:
-            return None
-        if arg.startswith("-"):
-            flags.append(arg)
-            if name in VALUE_FLAGS and "=" not in arg:
-                flags.append(next(args, ""))
-        else:
-            overrides.append(arg)
-    return flags, overrides
+        raise ConfigError(f"{name} is not an option of python -m harness.run{did_you_mean(name, flags)}")
+    if args.run + args.multirun + (args.cfg is not None) > 1:
+        raise ConfigError("only one of --run, --multirun (-m) and --cfg can be given")
+    return args
+
+
+def _refuse(message: str) -> NoReturn:
+    raise ConfigError(message)
 
 
 def preflight(argv: list[str]) -> list[str]:
     """Check the command line of `python -m harness.run` and compose and parse each job; the argv to hand to Hydra
-    (trainer fields normalised). Raises ConfigError before anything is written."""
-    split = split_argv(argv)
-    if split is None:
+    (flags first, as Hydra's parser wants them, then the overrides with trainer fields normalised). Raises
+    ConfigError before anything is written."""
+    args = parse_argv(argv)
+    if args is None:
         return argv
-    flags, overrides = split
-    names = {flag.partition("=")[0] for flag in flags if flag.startswith("-")}
-    for name in names - FLAGS:
-        raise ConfigError(f"{name} is not an option of python -m harness.run{did_you_mean(name, FLAGS)}")
-    if len({long for long, short in MODE_FLAGS.items() if {long, short} & names}) > 1:
-        raise ConfigError("only one of --run, --multirun (-m) and --cfg can be given")
-    overrides = normalise(overrides)
-    loader, _, config_name = options.config_loader(flags + overrides)  # --config-dir, --config-path
+    given = set(args.overrides)
+    flags = [arg for arg in argv if arg not in given]  # flag values are never `key=value` or `~key`
+    overrides = normalise(args.overrides)
+    loader = options.config_loader(args.config_path, args.config_dir)
+    config_name = args.config_name or "config"
     with hydra_app(loader):  # composes with the command line's search path, as hydra.main will
 
         def options_of(group: str) -> list[str]:
             return options.search_path_options(loader, group, config_name, overrides)
 
         check_overrides(overrides, options_of)
-        multirun = bool({"-m", "--multirun"} & names)
         planned = [overrides]
-        if multirun:  # the sweeper's own params (an experiment preset's grid) join the command line's
+        if args.multirun:  # the sweeper's own params (an experiment preset's grid) join the command line's
             first = jobs(overrides, True, {}, options_of)[0]
             params = compose(first, config_name, hydra=True).hydra.sweeper.get("params")
             planned = jobs(overrides, True, dict(params or {}), options_of)
         for job in planned:
             try:  # a broken interpolation, in the job's keys or in Hydra's (hydra.run.dir), names its key
                 cfg = compose(job, config_name, hydra=True)
-                check_job(cfg, job, multirun, checks_dir=not {"--cfg", "-c"} & names)
+                check_job(cfg, job, args.multirun, checks_dir=args.cfg is None)
             except OmegaConfBaseException as error:
                 raise ConfigError(one_line(error)) from None
             if any(o.lstrip("+~").partition("=")[0] == "sweep" for o in job):

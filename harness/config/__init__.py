@@ -2,7 +2,8 @@
 
 Owns the typed schema (`schema`), the config groups as frozen dataclasses (`groups`), the rules between groups
 (`rules`, `gpu`), trl's GRPOConfig field table (`trainer_fields`), the registries of the two compared axes
-(`registry`: advantage estimators and importance-sampling levels), the metric catalogue (`metrics`), option lookup
+(`registry`, with the torch-free declarations of the advantage estimators in `estimators` and of the
+importance-sampling levels in `levels`), the metric catalogue (`metrics`), option lookup
 on Hydra's search path (`options`), composition of a command line's jobs (`compose`) and the generated tables
 (`tables`).
 

@@ -7,11 +7,10 @@ it may have created the run directory; `preflight` turns every one of them into 
 from __future__ import annotations
 
 import functools
-import itertools
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -49,7 +48,7 @@ def _set_by_every_trainer_option() -> set[str]:
 def check_overrides(overrides: list[str], options_of=group_options) -> None:
     """Syntax, group options and keys of command-line overrides, each refused with one line. `options_of(group)`
     lists a group's options (empty: not a group); by default the package's conf/."""
-    parser, parsed = OverridesParser.create(), []
+    parser, parsed = OverridesParser.create(config_loader=GroupOptions(options_of)), []
     for override in overrides:
         try:
             parsed += parser.parse_overrides([override])
@@ -57,6 +56,8 @@ def check_overrides(overrides: list[str], options_of=group_options) -> None:
             raise ConfigError(f"cannot parse override {override!r}: {one_line(error)}") from None
     for override in parsed:
         key = override.key_or_group
+        if override.is_sweep_override():
+            sweep_values(override)  # one that the basic sweeper cannot enumerate (interval()) is refused here
         if key.startswith("hydra"):
             continue  # Hydra's own keys and groups (hydra/launcher): Hydra has options of its own
         options = [] if "." in key else options_of(key)
@@ -70,11 +71,19 @@ def check_overrides(overrides: list[str], options_of=group_options) -> None:
             check_key(key)
 
 
-def sweep_values(override, options: list[str] = ()) -> list[str]:
-    """The values of a sweep override (`a,b`, `range(3)`, `choice(...)`, `glob(...)` over a group's `options`)."""
-    value = override.value()
-    if isinstance(value, Glob):
-        return value.filter(list(options))
+class GroupOptions:
+    """What Hydra's override parser asks of a config loader, for `glob(...)` sweeps: a group's options, here from
+    `options_of` (the command line's search path, `_` includes left out), as every check of this module sees them."""
+
+    def __init__(self, options_of) -> None:
+        self.options_of = options_of
+
+    def get_group_options(self, group_name: str, results_filter=None, config_name=None, overrides=None) -> list[str]:
+        return self.options_of(group_name)
+
+
+def sweep_values(override) -> list[str]:
+    """The values of a sweep override (`a,b`, `range(3)`, `choice(...)`, `glob(...)` over a group's options)."""
     try:
         return list(override.sweep_string_iterator())
     except HydraException as error:  # e.g. interval(): the basic sweeper cannot enumerate it
@@ -82,7 +91,7 @@ def sweep_values(override, options: list[str] = ()) -> list[str]:
 
 
 def check_options(group: str, override, allowed: list[str]) -> None:
-    values = sweep_values(override, allowed) if override.is_sweep_override() else [override.value()]
+    values = sweep_values(override) if override.is_sweep_override() else [override.value()]
     for value in values:
         if value is None:  # Hydra takes no null for a group; opt-in groups are off unless chosen
             off = " (it is off unless chosen)" if default_options().get(group) is None else ""
@@ -125,18 +134,17 @@ def compose(overrides: list[str], config_name: str = "config", hydra: bool = Fal
 
 
 def jobs(overrides: list[str], multirun: bool, sweeper_params: dict, options_of=group_options) -> list[list[str]]:
-    """The override lists of the jobs a run or multirun starts (Hydra's basic sweeper: a cartesian product)."""
+    """The override lists of the jobs a run or multirun starts (the first MAX_CHECKED_JOBS), split as Hydra's basic
+    sweeper splits them: its params first, then the command line (a key given in both: the command line's value),
+    one job per combination of the sweeps' values."""
     if not multirun:
         return [overrides]
-    parser = OverridesParser.create()
-    given = {o.key_or_group for o in parser.parse_overrides(overrides)}
-    preset = [f"{k}={v}" for k, v in sweeper_params.items() if k not in given]
-    axes = []
-    for override in parser.parse_overrides(preset + overrides):
-        if not override.is_sweep_override():
-            axes.append([override.input_line])
-            continue
-        prefix = override.input_line.split(override.key_or_group)[0]  # +, ++ or nothing
-        options = [] if "." in override.key_or_group else options_of(override.key_or_group)
-        axes.append([f"{prefix}{override.key_or_group}={value}" for value in sweep_values(override, options)])
-    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_CHECKED_JOBS)]
+    parser = OverridesParser.create(config_loader=GroupOptions(options_of))
+    try:
+        parsed = parser.parse_overrides([f"{k}={v}" for k, v in sweeper_params.items()] + overrides)
+        batches = BasicSweeper.split_arguments(parsed, max_batch_size=MAX_CHECKED_JOBS)
+    except HydraException as error:  # a preset's params: the command line's were checked by check_overrides
+        raise ConfigError(f"hydra.sweeper.params: {one_line(error)}") from None
+    if not batches:
+        raise ConfigError(f"the multirun {' '.join(overrides)} has no jobs: a sweep has no values")
+    return batches[0]

@@ -15,17 +15,18 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 
 from harness.config import trainer_fields
+from harness.config.estimators import ESTIMATORS
+from harness.config.levels import LEVELS
 from harness.config.options import CONF_DIR
-from harness.config.schema import SEED, ConfigError, convert, did_you_mean, doc, ranged
+from harness.config.registry import Configured
+from harness.config.schema import SEED, ConfigError, convert, did_you_mean, doc, field_names, ranged
 from harness.config.trainer_args import parse_trainer
 
-Level = Literal["token", "sequence", "sequence_token"]
-Estimator = Literal["outcome", "process"]
 # cispo detaches its weight (sequence_token == sequence there) and vespo computes its own sequence weight (ignores
-# the level): both are refused with sequence_token, so a sweep cannot produce a mislabelled arm.
+# the level): both are refused with the levels that declare `level_blind_refused`, so a sweep cannot produce a
+# mislabelled arm.
 LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "luspo", "sapo", "cispo", "vespo"]
 LEVEL_BLIND_LOSSES = ("cispo", "vespo")
-LEVELS = typing.get_args(Level)  # in this order in the report: the baselines, then GSPO-token
 
 # `${harness.conf:parallelism/zero3.json}`: a file shipped under conf/ as an absolute path, so that a preset naming it
 # works from any working directory (and config.yaml records which file ran).
@@ -49,6 +50,11 @@ class Model:
     init_seed: int | None = ranged(None, **SEED, doc="tiny: seed of the random init")
 
 
+# Modules that held `_target_`s before the code was split into layer packages: a config naming the old path is told
+# the new one.
+MOVED_MODULES = {"harness.reward_models": "harness.tasks.reward_models", "harness.rewards": "harness.tasks.loading"}
+
+
 def target(value, path: str) -> dict:
     """A Hydra `_target_` node: the callable must import and take every other key as an argument of its type."""
     if not isinstance(value, Mapping) or not isinstance(value.get("_target_"), str):
@@ -57,7 +63,9 @@ def target(value, path: str) -> dict:
     try:
         function = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError(f"{path}._target_={value['_target_']} cannot be imported") from None
+        moved = MOVED_MODULES.get(module)
+        hint = f" (the module moved: use {moved}.{name})" if moved else ""
+        raise ConfigError(f"{path}._target_={value['_target_']} cannot be imported{hint}") from None
     try:
         parameters = inspect.signature(function).parameters
         hints = typing.get_type_hints(function.__init__ if isinstance(function, type) else function)
@@ -95,19 +103,74 @@ class Reward:
     token_function: dict | None = doc(None, parser=optional_target, text="per-token rewards (process advantages)")
 
 
+def level_name(value, path: str) -> str:
+    """A registered level's name (LEVELS.get refuses an unknown one in one line listing them)."""
+    LEVELS.get(value)
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImportanceSampling:
-    level: Level = doc(text="GRPO (token), GSPO (sequence) or GSPO-token (sequence_token)")
+    level: str = doc(parser=level_name, registry=LEVELS, text="the importance ratio's level")
     epsilon: float = ranged(gt=0, doc="lower clip range")
     epsilon_high: float = ranged(gt=0, doc="upper clip range")
     loss_type: LossType = doc(text="trl's loss aggregation; cispo and vespo are refused with sequence_token")
 
+    @property
+    def entry(self):
+        return LEVELS.get(self.level)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Advantage:
+    """The `advantage` group: its name, the estimator, and the estimator's own parameters as flat keys
+    (`advantage.gamma`), parsed into the registered entry's params dataclass."""
+
     name: str = doc(text="the option's name (run names)")
-    estimator: Estimator = doc(text="one advantage per sequence (outcome) or per token (process)")
-    gamma: float | None = ranged(None, gt=0, le=1, doc="process: discount along the sequence (required)")
+    estimator: str = doc(registry=ESTIMATORS, text="the advantage estimator")
+    params: Any = doc(None, params_of=ESTIMATORS, text="the estimator's parameters, as flat keys")
+
+    FIXED = ("name", "estimator")
+
+    @property
+    def configured(self) -> Configured:
+        return Configured(ESTIMATORS.get(self.estimator), self.params)
+
+    @classmethod
+    def key_field(cls, key: str):
+        """(type, field) of `advantage.KEY` for a study's search space: a fixed key, or any estimator's parameter."""
+        if key in cls.FIXED:
+            return typing.get_type_hints(cls)[key], cls.__dataclass_fields__[key]
+        owners, field = ESTIMATORS.param_field(key)
+        if not owners:
+            allowed = [*cls.FIXED, *(f for e in ESTIMATORS for f in field_names(e.params))]
+            raise ConfigError(f"advantage.{key} is not a config key{did_you_mean(key, allowed)}")
+        return typing.get_type_hints(owners[0].params)[key], field
+
+
+def parse_advantage(node, path: str) -> Advantage:
+    """`advantage`: `estimator` looked up in the registry, the other keys parsed into its params dataclass."""
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{path} must be a mapping with keys {', '.join(Advantage.FIXED)} and the estimator's")
+    for key in Advantage.FIXED:
+        if key not in node:
+            raise ConfigError(f"{path}.{key} is required but not set")
+    name = convert(str, node["name"], f"{path}.name")
+    entry = ESTIMATORS.get(node["estimator"])
+    rest = {k: v for k, v in node.items() if k not in Advantage.FIXED}
+    allowed = [*Advantage.FIXED, *field_names(entry.params)]
+    for key in rest:
+        if key in allowed:
+            continue
+        owners, _ = ESTIMATORS.param_field(key)
+        where = f"{path}.{key}"
+        if owners:
+            raise ConfigError(
+                f"{where} only applies to {path}.estimator={'/'.join(e.name for e in owners)}; remove it "
+                f"({path}.estimator={node['estimator']} takes {', '.join(allowed)})"
+            )
+        raise ConfigError(f"{where} is not a key of {path}.estimator={node['estimator']}{did_you_mean(key, allowed)}")
+    return Advantage(name=name, estimator=node["estimator"], params=entry.parse(rest, path))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +203,7 @@ class Run:
     model: Model
     reward: Reward
     importance_sampling: ImportanceSampling
-    advantage: Advantage
+    advantage: Advantage = doc(parser=parse_advantage, text="the advantage estimator and its parameters")
     trainer: dict[str, Any] = doc(parser=parse_trainer, text="any GRPOConfig field")
     logger: Logger
     objective: Objective

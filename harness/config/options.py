@@ -23,20 +23,19 @@ APP_FILE = str(
 )  # @hydra.main's file: a relative --config-path starts there
 
 
-def config_loader(argv: list[str]):
-    """Hydra's config loader for this command line, and the overrides and config name it carries."""
+def config_loader(config_path: str | None, config_dir: str | None):
+    """Hydra's config loader for the command line's `--config-path` and `--config-dir`."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
+    from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    args, _ = get_args_parser().parse_known_args(argv)
-    search_path = create_automatic_config_search_path(APP_FILE, None, args.config_path or "../conf")
-    if args.config_dir is not None:
-        config_dir = os.path.abspath(args.config_dir)
-        if not os.path.isdir(config_dir):
-            raise ConfigError(f"--config-dir {args.config_dir}: no such directory")
-        search_path.prepend("command-line", f"file://{config_dir}", anchor=SearchPathQuery(provider="schema"))
-    return ConfigLoaderImpl(config_search_path=search_path), args.overrides, args.config_name or "config"
+    search_path = create_automatic_config_search_path(APP_FILE, None, config_path or "../conf")
+    if config_dir is not None:
+        absolute = os.path.abspath(config_dir)
+        if not os.path.isdir(absolute):
+            raise ConfigError(f"--config-dir {config_dir}: no such directory")
+        search_path.prepend("command-line", f"file://{absolute}", anchor=SearchPathQuery(provider="schema"))
+    return ConfigLoaderImpl(config_search_path=search_path)
 
 
 def search_path_options(loader, group: str, config_name: str, overrides: list[str]) -> list[str]:

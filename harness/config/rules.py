@@ -2,48 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import typing
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from harness.config.estimators import ESTIMATORS
 from harness.config.gpu import check_gpu_presets
-from harness.config.groups import LEVEL_BLIND_LOSSES, Advantage, Logger, LossType, Model, Run
+from harness.config.groups import LEVEL_BLIND_LOSSES, Logger, LossType, Model, Run
 from harness.config.metrics import check_metric
 from harness.config.options import CONF_DIR, group_options
+from harness.config.registry import TOKEN_REWARDS
 from harness.config.schema import ConfigError, require
 
 
 def check_rules(run: Run) -> None:
-    sampling, reward = run.importance_sampling, run.reward
-    if sampling.level == "sequence_token":
-        allowed = [loss for loss in typing.get_args(LossType) if loss not in LEVEL_BLIND_LOSSES]
-        require(
-            sampling.loss_type not in LEVEL_BLIND_LOSSES,
-            f"importance_sampling.loss_type={sampling.loss_type} ignores the importance-sampling level, so "
-            f"sequence_token would silently equal sequence; allowed with sequence_token: {', '.join(allowed)}",
-        )
-        require(
-            run.trainer.get("off_policy_mask_threshold") is None,
-            "trainer.off_policy_mask_threshold is not supported with importance_sampling=sequence_token; "
-            "set it to null",
-        )
-    if run.advantage.estimator == "process" and reward.token_function is None:
-        with_tokens = [name for name in group_options("reward") if _has_token_function(name)]
-        raise ConfigError(
-            f"advantage={run.advantage.name} needs a token-level reward but reward={reward.name} has none "
-            f"(reward.token_function is null); use advantage=outcome or reward={'/'.join(with_tokens)}"
-        )
-    token_target = (reward.token_function or {}).get("_target_", "")
-    require(
-        run.advantage.estimator == "process" or not token_target.startswith("harness.tasks.reward_models."),
-        f"reward.token_function is a reward model ({token_target.rsplit('.', 1)[-1]}) but advantage="
-        f"{run.advantage.name} does not use token rewards: it would be loaded and ignored; use advantage=process",
-    )
-    check_advantage(run.advantage)
+    check_level(run)
+    check_needs(run)
     check_logger(run.logger)
-    require(len(reward.functions) > 0, f"reward.functions is empty for reward={reward.name}; give at least one")
+    require(len(run.reward.functions) > 0, f"reward.functions is empty for reward={run.reward.name}; give at least one")
     check_model(run.model)
     check_generation_batch(run)
     check_logging(run)
@@ -52,11 +31,49 @@ def check_rules(run: Run) -> None:
     check_metric(run, run.objective.metric, "objective.metric")
 
 
-def check_advantage(advantage: Advantage) -> None:
-    if advantage.estimator == "process":
-        require(advantage.gamma is not None, "advantage.gamma is required with advantage.estimator=process")
-    else:
-        require(advantage.gamma is None, "advantage.gamma only applies to advantage.estimator=process; remove it")
+def check_level(run: Run) -> None:
+    sampling = run.importance_sampling
+    level = sampling.entry
+    if level.level_blind_refused:
+        allowed = [loss for loss in typing.get_args(LossType) if loss not in LEVEL_BLIND_LOSSES]
+        require(
+            sampling.loss_type not in LEVEL_BLIND_LOSSES,
+            f"importance_sampling.loss_type={sampling.loss_type} ignores the importance-sampling level, so "
+            f"{sampling.level} would silently equal another level; allowed with {sampling.level}: {', '.join(allowed)}",
+        )
+    if level.rebase_old_logps is not None:
+        require(
+            run.trainer.get("off_policy_mask_threshold") is None,
+            f"trainer.off_policy_mask_threshold is not supported with importance_sampling={sampling.level}; "
+            "set it to null",
+        )
+
+
+def check_needs(run: Run) -> None:
+    """What the estimator needs from the run, the run provides; and a reward model is not loaded for nothing."""
+    advantage, reward = run.advantage, run.reward
+    needs = advantage.configured.needs
+    if TOKEN_REWARDS in needs and reward.token_function is None:
+        with_tokens = [name for name in group_options("reward") if _has_token_function(name)]
+        without = [name for name in group_options("advantage") if TOKEN_REWARDS not in _option_needs(name)]
+        raise ConfigError(
+            f"advantage={advantage.name} needs a token-level reward but reward={reward.name} has none "
+            f"(reward.token_function is null); use advantage={'/'.join(without)} or reward={'/'.join(with_tokens)}"
+        )
+    if TOKEN_REWARDS not in needs and reward.token_function is not None:
+        token_target = reward.token_function["_target_"]
+        require(
+            not getattr(_import(token_target), "is_reward_model", False),
+            f"reward.token_function is a reward model ({token_target.rsplit('.', 1)[-1]}) but advantage="
+            f"{advantage.name} does not use token rewards: it would be loaded and ignored; use advantage="
+            f"{'/'.join(name for name in group_options('advantage') if TOKEN_REWARDS in _option_needs(name))}",
+        )
+
+
+def _import(path: str):
+    """The object a `_target_` names (already checked to import by `groups.target`)."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def check_logger(logger: Logger) -> None:
@@ -120,6 +137,13 @@ def check_logging(run: Run) -> None:
         f"trainer.logging_steps={every} with trainer.max_steps={steps}: the run would log nothing; "
         "make logging_steps <= max_steps",
     )
+
+
+def _option_needs(option: str) -> frozenset[str]:
+    """The needs of an advantage option's estimator (empty if it is an own module's, not imported yet)."""
+    estimator = OmegaConf.load(CONF_DIR / "advantage" / f"{option}.yaml").get("estimator", "")
+    entry = ESTIMATORS.find(str(estimator))
+    return entry.needs if entry is not None else frozenset()
 
 
 def _has_token_function(option: str) -> bool:

@@ -39,7 +39,8 @@ def one_line(error: BaseException) -> str:
 
 
 def ranged(default=dataclasses.MISSING, *, gt=None, ge=None, le=None, lt=None, doc: str = ""):
-    """A dataclass field with a numeric range (bounds in the `metadata`) and a one-line description for README."""
+    """A dataclass field with a numeric range (bounds in the `metadata`) and a one-line description for the
+    configuration reference (docs/configuration.md)."""
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "le": le, "lt": lt}.items() if v is not None}
     return dataclasses.field(default=default, metadata={"bounds": bounds, "doc": doc})
 
@@ -160,7 +161,9 @@ def lookup(cls, path: list[str]):
     tp, f, where = cls, None, ""
     for part in path:
         tp = strip_none(tp)
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(tp) and hasattr(tp, "key_field"):  # keys beyond its fields (a registry's params)
+            tp, f = tp.key_field(part)
+        elif dataclasses.is_dataclass(tp):
             fields = {x.name: x for x in dataclasses.fields(tp)}
             if part not in fields:
                 raise unknown_key(where, part, fields)

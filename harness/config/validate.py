@@ -5,6 +5,7 @@ key's value the same way (a study's search-space bounds and choices).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,8 @@ from harness.config.rules import check_rules
 from harness.config.schema import ConfigError, convert, lookup, one_line
 from harness.config.schema import parse as parse_section
 from harness.config.trainer_args import TRAINER_RANGES, trainer_type
+
+EMPTY_FIELD = dataclasses.field()  # no metadata: a key below a free-form node
 
 
 def parse(cfg: DictConfig) -> Run:
@@ -47,9 +50,14 @@ def key_type(key: str) -> tuple[Any, dict | None]:
 
 
 def check_value(key: str, value, where: str) -> None:
-    """`value` checked as if set at `key` (a search-space bound or choice); the error starts with `where`."""
+    """`value` checked as if set at `key` (a search-space bound or choice); the error starts with `where`. A key a
+    registry serves (`importance_sampling.level`, `advantage.estimator`) takes its registered names."""
     try:
         tp, bounds = key_type(key)
         convert(tp, value, key, bounds)
+        if not key.startswith("trainer."):
+            registry = (lookup(Run, key.split("."))[1] or EMPTY_FIELD).metadata.get("registry")
+            if registry is not None:
+                registry.get(value)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None

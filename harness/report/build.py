@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.report import figures as fig
-from harness.report.findings import TABLE_METRICS, noise_notes, spread_notes, table, verdicts
+from harness.report.findings import TABLE_METRICS, arm_table, noise_notes, spread_notes, table, verdicts
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
 from harness.report.runs import Run, load_runs
-from harness.report.studies import find_journal, load_study, study_report
+from harness.report.studies import load_study, study_report
+from harness.study.backends import find_journal
 
 REPORT_FILE = "report.html"
 
@@ -53,7 +54,7 @@ def build_report(
 
 def _study(paths: list[Path], storage: str | None, study_name: str | None, out_dir: Path, warnings: list[str]):
     if storage is None:
-        journal = find_journal(paths)
+        journal = next(filter(None, map(find_journal, paths)), None)
         if journal is None:
             return None
         storage = str(journal)
@@ -103,6 +104,7 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
     specs = STEP_FIGURES[:1] + objective_figures + STEP_FIGURES[1:]  # the objective right after the reward
     figures = [fig.metric_grid(groups, metrics, out_dir / f"{prefix}{name}.png", title, caption)
                for name, title, caption, metrics in specs]  # fmt: skip
+    figures.insert(1, fig.performance_profiles(groups, "reward", out_dir / f"{prefix}performance_profiles.png"))
     figures.append(fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"))
     grouping = "Runs are grouped by their resolved config.yaml: level × advantage" + (
         " × any other key that differs between seeds' configs."
@@ -117,6 +119,7 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
         notes=spread_notes(groups) + noise_notes(groups),
         figures=[f for f in figures if f is not None],
         rows=table(groups, metrics),
+        arms=arm_table(groups),
         metrics=metrics,
         grouping=grouping,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -11,15 +12,28 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: the report is built on CI machines and inside Hydra callbacks
 import matplotlib.pyplot as plt
+import numpy as np
 
-from harness.report.groups import LEVEL_LABELS, Condition, column_label, over_steps
+from harness.config.levels import LEVELS
+from harness.report.aggregates import performance_profile
+from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_values, over_steps
 from harness.report.runs import Run
 
-# One colour per level everywhere on the page (matplotlib's default cycle, so the legend reads as usual).
-LEVEL_COLORS = {"token": "#1f77b4", "sequence": "#ff7f0e", "sequence_token": "#2ca02c"}
+# One colour per level everywhere on the page, in registration order from matplotlib's default cycle (so the
+# legend reads as usual: blue, orange, green, ...).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+LEVEL_COLORS = dict(zip(LEVELS.names(), PALETTE))
 OTHER_COLOR = "#7f7f7f"
-# GSPO-token is dashed: where it computes GSPO's exact gradient (outcome advantages) the two lines coincide.
-LEVEL_STYLES = {"sequence_token": (0, (4, 2))}
+# The compared level (GSPO-token) is dashed: where it computes GSPO's exact gradient (outcome advantages) the two
+# lines coincide.
+LEVEL_STYLES = {level.name: (0, (4, 2)) for level in LEVELS if not level.baseline}
+# Every figure is drawn at the page's content width (page.py: body max-width 1250px, img width 100%) so that text
+# shows at its point size at 100% zoom: 12.2 in x 100 dpi = 1220 px. Saved with bbox_inches="tight", so a title or
+# legend that does not fit grows the image instead of being cut at its edge.
+WIDTH = 12.2
+DPI = 100
+PAD = 0.12  # inches of white margin around the tight bounding box
+TITLE_SIZE, TEXT_SIZE = 13, 10
 
 
 @dataclass
@@ -46,10 +60,15 @@ def metric_grid(
         return None
     columns = _columns(groups)
     fig, axes = plt.subplots(
-        len(metrics), len(columns), figsize=(4.6 * len(columns), 2.6 * len(metrics) + 0.9), squeeze=False, sharex=True
+        len(metrics),
+        len(columns),
+        figsize=(WIDTH, 2.8 * len(metrics) + 1.2),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
     )
     for col, column in enumerate(columns):
-        axes[0][col].set_title(column_label(column), fontsize=10)
+        axes[0][col].set_title(_wrap(column_label(column), WIDTH / len(columns), TEXT_SIZE), fontsize=TEXT_SIZE)
         for row, (key, label) in enumerate(metrics):
             ax = axes[row][col]
             column_runs = []
@@ -58,13 +77,22 @@ def metric_grid(
                     _plot_band(ax, runs, key, condition.level)
                     column_runs += runs
             _limit_to_runs(ax, column_runs, key)
-            ax.set_ylabel(label if col == 0 else "", fontsize=9)
+            ax.set_ylabel(label if col == 0 else "", fontsize=TEXT_SIZE)
             ax.grid(alpha=0.3)
-        axes[-1][col].set_xlabel("step")
+        axes[-1][col].set_xlabel("step", fontsize=TEXT_SIZE)
     _header(fig, groups, title)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
     return Figure(path, title, caption)
+
+
+def _wrap(text: str, width_in: float, points: float) -> str:
+    """Break text into lines that fit width_in inches at the font size (a character is ~0.6 em wide)."""
+    return textwrap.fill(text, max(12, int(width_in * 72 / (0.6 * points))))
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=PAD, facecolor="white")
+    plt.close(fig)
 
 
 def _plot_band(ax, runs: list[Run], metric: str, level: str) -> None:
@@ -89,17 +117,13 @@ def _limit_to_runs(ax, runs: list[Run], metric: str) -> None:
 
 
 def _header(fig, groups: dict[Condition, list[Run]], title: str | None) -> None:
-    """Title, then the level legend, above the panels: placed in inches so short figures do not overlap them."""
-    height = fig.get_figheight()
-    top = 0.05
+    """The title above the panels, the level legend below them: the constrained layout makes room for both."""
     if title:
-        fig.suptitle(title, fontsize=12, y=1 - top / height, va="top")
-        top += 0.3
-    _legend(fig, groups, y=1 - top / height)
-    fig.tight_layout(rect=(0, 0, 1, 1 - (top + 0.2) / height))
+        fig.suptitle(_wrap(title, WIDTH, TITLE_SIZE), fontsize=TITLE_SIZE)
+    _legend(fig, groups)
 
 
-def _legend(fig, groups: dict[Condition, list[Run]], y: float) -> None:
+def _legend(fig, groups: dict[Condition, list[Run]]) -> None:
     counts: dict[str, set] = {}
     for condition, runs in groups.items():
         counts.setdefault(condition.level, set()).add(len(runs))
@@ -110,9 +134,8 @@ def _legend(fig, groups: dict[Condition, list[Run]], y: float) -> None:
         for level in counts
     ]
     labels = [f"{LEVEL_LABELS.get(level, level)} (n={'/'.join(map(str, sorted(ns)))})" for level, ns in counts.items()]
-    fig.legend(
-        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, y), fontsize=9, frameon=False
-    )
+    # "outside" below the panels: the constrained layout makes room for it, clear of the title and of every panel.
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=TEXT_SIZE, frameon=False)
 
 
 def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figure | None:
@@ -122,19 +145,18 @@ def advantage_histograms(groups: dict[Condition, list[Run]], path: Path) -> Figu
     ]
     if not columns:
         return None
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(WIDTH, 4.2), squeeze=False, layout="constrained")
     for ax, column in zip(axes[0], columns):
         for condition, runs in groups.items():
             for run in runs if condition.column == column else []:
                 if run.histograms:
                     _plot_histogram(ax, run.histograms[-1][1], LEVEL_COLORS.get(condition.level, OTHER_COLOR))
-        ax.set_title(column_label(column), fontsize=10)
-        ax.set_xlabel("per-token advantage")
+        ax.set_title(_wrap(column_label(column), WIDTH / len(columns), TEXT_SIZE), fontsize=TEXT_SIZE)
+        ax.set_xlabel("per-token advantage", fontsize=TEXT_SIZE)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("density")
+    axes[0][0].set_ylabel("density", fontsize=TEXT_SIZE)
     _header(fig, groups, None)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
     title = "Distribution of per-token advantages (last logged histogram of each run)"
     return Figure(
         path,
@@ -156,32 +178,65 @@ def _plot_histogram(ax, histogram: dict, color: str) -> None:
 
 def study_history(values: list[tuple[int, float]], direction: str, path: Path) -> Figure:
     """Objective per finished trial and the best value so far."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")
     numbers, objective = zip(*values)
     pick = max if direction == "maximize" else min
     best, running = [], None
     for value in objective:
         running = value if running is None else pick(running, value)
         best.append(running)
-    ax.scatter(numbers, objective, color=LEVEL_COLORS["token"], s=22, label="trial objective")
+    ax.scatter(numbers, objective, color=PALETTE[0], s=22, label="trial objective")
     ax.step(numbers, best, where="post", color="#d62728", label="best so far")
     ax.set_xlabel("trial number")
     ax.set_ylabel("objective")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    ax.legend(fontsize=TEXT_SIZE)
+    _save(fig, path)
     return Figure(path, "Optimisation history", f"Completed trials' objective ({direction}) in trial order.")
 
 
 def study_importances(importances: dict[str, float], path: Path) -> Figure:
     names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * len(names)))
-    ax.barh(names, [importances[n] for n in names], color=LEVEL_COLORS["sequence_token"])
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.45 * len(names)), layout="constrained")
+    ax.barh(names, [importances[n] for n in names], color=PALETTE[2])
     ax.set_xlabel("importance (share of objective variance, fANOVA)")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
     return Figure(path, "Parameter importances", "How much of the objective's variation each parameter explains.")
+
+
+def performance_profiles(groups: dict[Condition, list[Run]], metric: str, path: Path) -> Figure | None:
+    """Per column, one step curve per level: the fraction of its runs whose final metric exceeds tau, with the 95%
+    stratified bootstrap band (Agarwal et al. 2021; harness/report/aggregates.py)."""
+    finals = {condition: final_values(runs, metric) for condition, runs in groups.items()}
+    values = [v for vs in finals.values() for v in vs]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    margin = max(0.05 * (high - low), 1e-6)
+    thresholds = np.linspace(low - margin, high + margin, 101)
+    columns = _columns(groups)
+    fig, axes = plt.subplots(1, len(columns), figsize=(WIDTH, 4.2), squeeze=False, layout="constrained")
+    for ax, column in zip(axes[0], columns):
+        for condition, runs in finals.items():
+            if condition.column != column or not runs:
+                continue
+            points, lows, highs = performance_profile([runs], thresholds)
+            color = LEVEL_COLORS.get(condition.level, OTHER_COLOR)
+            style = LEVEL_STYLES.get(condition.level, "solid")
+            ax.plot(thresholds, points, color=color, linewidth=1.6, linestyle=style, drawstyle="steps-post")
+            if not math.isnan(lows[0]):
+                ax.fill_between(thresholds, lows, highs, color=color, alpha=0.15, linewidth=0, step="post")
+        ax.set_title(_wrap(column_label(column), WIDTH / len(columns), TEXT_SIZE), fontsize=TEXT_SIZE)
+        ax.set_xlabel(f"final {metric} threshold τ", fontsize=TEXT_SIZE)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"fraction of runs with final {metric} > τ", fontsize=TEXT_SIZE)
+    _header(fig, groups, None)
+    _save(fig, path)
+    return Figure(
+        path,
+        f"Performance profiles of final {metric}",
+        "Fraction of each level's runs whose final-window value exceeds each threshold, with a 95% stratified "
+        "bootstrap band (Agarwal et al., NeurIPS 2021): a curve above another everywhere dominates it.",
+    )

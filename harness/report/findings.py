@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.algorithms.noise_floor import noise_warning, run_noise_floor
+from harness.algorithms.noise_floor import level_granularity, noise_warning, run_noise_floor
+from harness.config.levels import LEVELS
+from harness.report.aggregates import Aggregates, aggregates, probability_of_improvement, seeds_needed
+from harness.report.estimates import Estimate, welch_test
 from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_estimate, final_values
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, welch_test
 
 TABLE_METRICS = [
     ("reward", "reward"),
@@ -19,7 +21,9 @@ TABLE_METRICS = [
     ("adv/within_seq_std", "within-seq adv std"),
     ("is_ratio/noise_seq_max", "ratio noise floor, seq"),
 ]
-GSPO_TOKEN, BASELINES = "sequence_token", ("token", "sequence")
+# The compared level and its baselines, as the level registry declares them (harness/config/levels.py).
+(GSPO_TOKEN,) = [level.name for level in LEVELS if not level.baseline]
+BASELINES = tuple(level.name for level in LEVELS if level.baseline)
 ALPHA = 0.05
 ZERO_SPREAD = 1e-6  # float32 round-off of a constant advantage along a sequence is ~1e-8
 
@@ -33,6 +37,18 @@ class Row:
 
 def table(groups: dict[Condition, list[Run]], metrics: list[tuple[str, str]]) -> list[Row]:
     return [Row(c, len(runs), {key: final_estimate(runs, key) for key, _ in metrics}) for c, runs in groups.items()]
+
+
+@dataclass
+class ArmRow:
+    """One arm's (condition's) final metric: IQM, mean and median with stratified bootstrap CIs."""
+
+    condition: Condition
+    stats: Aggregates
+
+
+def arm_table(groups: dict[Condition, list[Run]], metric: str = "reward") -> list[ArmRow]:
+    return [ArmRow(c, aggregates([final_values(runs, metric)])) for c, runs in groups.items()]
 
 
 def fmt(estimate: Estimate) -> str:
@@ -64,6 +80,7 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     where = f"With {column_label(column)}"
     means = f"{_mean(a)} vs {_mean(b)}"
     test = welch_test(a, b)
+    field = _field_statistics(a, b, name)
     if test is None:
         return (
             f"{where}: GSPO-token vs {name}: final {metric} {means} ({len(a)} vs {len(b)} seeds) — no test possible: "
@@ -76,11 +93,36 @@ def compare(ours: list[Run], theirs: list[Run], baseline: str, column: tuple, me
     if test.p < ALPHA:
         direction = "higher" if test.difference > 0 else "lower"
         return (
-            f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {detail}. Significant at the 5% level."
+            f"{where}: GSPO-token's final {metric} is {direction} than {name}'s: {field} "
+            f"Secondary: {detail}. Significant at the 5% level."
         )
     return (
-        f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {detail}. "
-        "Not significant at the 5% level."
+        f"{where}: GSPO-token and {name} cannot be told apart on final {metric}: {field} "
+        f"Secondary: {detail}. Not significant at the 5% level."
+    )
+
+
+def _field_statistics(a: list[float], b: list[float], name: str) -> str:
+    """P(X > Y) with its bootstrap CI, the IQMs, and whether the difference is resolved or how many seeds would
+    resolve it. Welch's test follows as the secondary line: it is the test the seeds-needed number is computed
+    for, and its CI is of the mean difference in the metric's own units."""
+    if not a or not b:
+        return ""
+    improvement = probability_of_improvement([a], [b])
+    ours, theirs = aggregates([a]), aggregates([b])
+    resolved = not math.isnan(improvement.low) and (improvement.low > 0.5 or improvement.high < 0.5)
+    if resolved:
+        power = "the 95% CI of P(X > Y) excludes 1/2: resolved with these seeds."
+    else:
+        n = seeds_needed(a, b)
+        power = (
+            "no number of seeds would resolve the observed difference (it is 0 or too small to measure)."
+            if n is None
+            else f"resolving the observed difference at 80% power would take about {n} seeds per arm."
+        )
+    return (
+        f"P(GSPO-token > {name}) = {improvement}; IQM {ours.iqm} vs {theirs.iqm} "
+        f"(95% stratified bootstrap CIs); {power}"
     )
 
 
@@ -121,7 +163,7 @@ def noise_notes(groups: dict[Condition, list[Run]]) -> list[str]:
             floor = run_noise_floor(run.records)
             if not floor:
                 continue  # logged before the noise floor was measured
-            floors.append(floor["token_max"] if run.level == "token" else floor["seq_max"])
+            floors.append(floor[f"{level_granularity(run.level) or 'seq'}_max"])
             sampling = run.config["importance_sampling"]
             logs = {f"is_ratio/noise_{key}": value for key, value in floor.items()}
             if noise_warning(logs, run.level, sampling["epsilon"], sampling["epsilon_high"]):

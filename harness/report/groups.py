@@ -12,11 +12,11 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.config.groups import LEVELS  # also the plot and table order: the baselines, then GSPO-token
+from harness.config.levels import LEVELS  # registration order is the plot and table order: baselines, then GSPO-token
+from harness.report.estimates import Estimate, mean_ci
 from harness.report.runs import Run
-from harness.report.tstats import Estimate, mean_ci
 
-LEVEL_LABELS = {"token": "GRPO (token)", "sequence": "GSPO (sequence)", "sequence_token": "GSPO-token (sequence_token)"}
+LEVEL_LABELS = {level.name: level.label for level in LEVELS}
 REPLICATE_KEYS = {"name", "group"}
 
 
@@ -44,7 +44,8 @@ def column_label(column: tuple[str, tuple]) -> str:
 
 
 def level_rank(level: str) -> int:
-    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
+    names = LEVELS.names()
+    return names.index(level) if level in names else len(names)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, str]:

@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 from harness.report.figures import Figure
-from harness.report.findings import Row, fmt
+from harness.report.findings import ArmRow, Row, fmt
 from harness.report.runs import Run
 from harness.report.studies import StudyReport
 
@@ -19,7 +19,8 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2e
 .meta { color: #555; font-size: .92em; }
 .warnings { background: #fff4e5; border-left: 4px solid #f0a030; padding: .5em 1em; }
 .verdict li { margin: .4em 0; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1.5em 0; }
+figure img { display: block; width: 100%; height: auto; box-sizing: border-box; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 table { border-collapse: collapse; font-size: .88em; margin: 1em 0; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
@@ -48,6 +49,7 @@ class TaskSection:
     notes: list[str]
     figures: list[Figure]
     rows: list[Row]
+    arms: list[ArmRow]
     metrics: list[tuple[str, str]]
     grouping: str
 
@@ -91,8 +93,11 @@ def task_html(task: TaskSection) -> list[str]:
     )
     parts.append(
         "<p class='meta'>Final window = each run's last <code>objective.last_n</code> logged steps; "
-        "one value per seed. Two tests per estimator, not corrected for multiple testing.</p>"
+        "one value per seed. P(X &gt; Y) = probability that a random run of GSPO-token beats a random run of the "
+        "baseline, IQM = interquartile mean, both with 95% stratified bootstrap CIs (Agarwal et al., NeurIPS 2021). "
+        "Two comparisons per estimator, not corrected for multiple testing.</p>"
     )
+    parts += ["<h3>Final reward per arm: IQM, mean, median [95% stratified bootstrap CI]</h3>", arms_html(task.arms)]
     if task.notes:
         parts += ["<h3>Can GSPO-token differ from GSPO?</h3>", _list(task.notes, "verdict")]
     parts += [figure_html(f) for f in task.figures]
@@ -121,6 +126,19 @@ def table_html(rows: list[Row], metrics: list[tuple[str, str]]) -> str:
         cells = "".join(f"<td>{escape(fmt(row.cells[key]))}</td>" for key, _ in metrics)
         body.append(f"<tr><td class='text'>{escape(row.condition.label)}</td><td>{row.n}</td>{cells}</tr>")
     return f"<table><tr><th class='text'>level · advantage</th><th>seeds</th>{head}</tr>" + "".join(body) + "</table>"
+
+
+def arms_html(arms: list[ArmRow]) -> str:
+    body = "".join(
+        f"<tr><td class='text'>{escape(arm.condition.label)}</td><td>{arm.stats.n}</td>"
+        f"<td>{escape(str(arm.stats.iqm))}</td><td>{escape(str(arm.stats.mean))}</td>"
+        f"<td>{escape(str(arm.stats.median))}</td></tr>"
+        for arm in arms
+    )
+    return (
+        "<table class='arms'><tr><th class='text'>level · advantage</th><th>seeds</th><th>IQM</th><th>mean</th>"
+        f"<th>median</th></tr>{body}</table>"
+    )
 
 
 def runs_html(runs: list[Run]) -> str:

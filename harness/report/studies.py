@@ -7,12 +7,12 @@ be given with `--storage`.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.report.figures import Figure, study_history, study_importances
+from harness.study import backends
 
 BEST_TRIALS = 5
 
@@ -28,33 +28,6 @@ class StudyReport:
     notes: list[str] = field(default_factory=list)
 
 
-def find_journal(paths: list[Path]) -> Path | None:
-    """An Optuna journal file directly inside one of the given directories (its lines are JSON with an op_code)."""
-    for path in paths:
-        for candidate in sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []:
-            try:
-                with candidate.open() as f:
-                    if "op_code" in json.loads(f.readline() or "{}"):
-                        return candidate
-            except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
-                continue
-    return None
-
-
-def open_storage(storage: str):
-    import optuna
-
-    if "://" in storage:
-        from harness.study.backends import engine_kwargs, with_driver  # postgresql:// through psycopg2
-
-        return optuna.storages.RDBStorage(with_driver(storage), engine_kwargs=engine_kwargs(storage))
-    from optuna.storages.journal import JournalFileBackend
-
-    if not Path(storage).is_file():
-        raise ValueError(f"storage {storage} is neither a database URL nor an existing journal file")
-    return optuna.storages.JournalStorage(JournalFileBackend(storage))
-
-
 def shown(storage: str) -> str:
     """The storage as the page and messages show it: a database URL without its password."""
     if "://" not in storage:
@@ -68,18 +41,7 @@ def load_study(storage: str, study_name: str | None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = open_storage(storage)
-    where = shown(storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
-    if study_name is None:
-        if len(names) != 1:
-            raise ValueError(
-                f"storage {where} holds {len(names)} studies ({', '.join(names) or 'none'}); choose one with --study"
-            )
-        study_name = names[0]
-    elif study_name not in names:
-        raise ValueError(f"no study {study_name!r} in {where} (found: {', '.join(names) or 'none'})")
-    return optuna.load_study(study_name=study_name, storage=opened)
+    return backends.load_study(backends.open_storage({"storage": storage}), study_name, shown(storage))
 
 
 def study_report(study, storage: str, out_dir: Path, sweep_dirs: list[Path]) -> StudyReport:

@@ -57,8 +57,10 @@ def _on_signal(signum: int, frame) -> None:
 
 def say(fd: int, line: str) -> None:
     """Write from a signal handler: straight to the file descriptor, since `print` may be mid-write on the same
-    buffered stream in the interrupted code (a reentrant write raises)."""
-    os.write(fd, (line + "\n").encode())
+    buffered stream in the interrupted code (a reentrant write raises). On a terminal the line first clears the one
+    the cursor is on (the live progress line and the `^C` echoed after it); the progress line is drawn again below."""
+    clear = "\r\x1b[K" if os.isatty(fd) else ""
+    os.write(fd, (clear + line + "\n").encode())
 
 
 def request(signum: int, checkpoint: bool = False) -> None:

@@ -10,6 +10,8 @@ Modules, in the order a worker uses them: `space` (parameters, suggestion, the t
 (samplers, pruners, storages), `plan` (a checked study file with its storage and study), `worker` (the loop and the
 pruning reporter), `results` (best trial, reproducing command), `hydra_glue` (overrides, fan-out); `__main__` is the
 CLI.
+
+May import: `harness.training` (a trial is a `run_job`) and the layers below it.
 """
 
 from harness.study.backends import JOURNAL_FILE

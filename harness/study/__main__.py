@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from harness.config.schema import ConfigError
-from harness.study.backends import JOURNAL_FILE, engine_kwargs, probe, with_driver
+from harness.runtime import redact
+from harness.study.backends import load_study, open_storage
 from harness.study.results import best_record, format_best
-
-
-def load_storage(target: str):
-    """A sweep directory, a journal file, or an SQLAlchemy URL."""
-    if "://" in target:
-        probe(target)
-        return optuna.storages.RDBStorage(with_driver(target), engine_kwargs=engine_kwargs(target))
-    path = Path(target)
-    if path.is_dir():
-        path = path / JOURNAL_FILE
-    if not path.is_file():
-        raise ConfigError(f"{target}: no journal file here (expected a sweep dir, a {JOURNAL_FILE} or a URL)")
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    return JournalStorage(JournalFileBackend(str(path)))
-
-
-def load_study(storage, name: str | None) -> optuna.Study:
-    names = [s.study_name for s in storage.get_all_studies()]
-    if name is None and len(names) == 1:
-        name = names[0]
-    if name not in names:
-        raise ConfigError(f"--study={name!r}; studies in this storage: {', '.join(names) or 'none'}")
-    return optuna.load_study(study_name=name, storage=storage)
 
 
 def trials_table(study: optuna.Study) -> str:
@@ -61,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = load_storage(args.storage)
-        study = load_study(storage, args.study)
+        storage = open_storage({"storage": args.storage})
+        study = load_study(storage, args.study, redact.mask(args.storage))
     except ConfigError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import os
 import random
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import optuna
@@ -25,10 +27,6 @@ def build_sampler(spec: dict, params: list[Param], seed: int | None) -> optuna.s
     name, kwargs = _named(spec, "sampler", SAMPLERS)
     kwargs.pop("seed", None)
     samplers = optuna.samplers
-    if name == "cmaes":
-        _require_module("cmaes", "sweep.sampler.name=cmaes")
-    if name == "gp":
-        _require_module("scipy", "sweep.sampler.name=gp")
     if name == "grid":
         kwargs["search_space"] = {p.label: p.grid() for p in params}
     factory = {
@@ -91,17 +89,20 @@ def _check_numbers(what: str, factory, kwargs: dict) -> None:
             raise ConfigError(f"sweep.{what}.{key}={value!r}: must be a number")
 
 
-def _require_module(module: str, what: str) -> None:
-    import importlib.util
+def open_storage(spec: Mapping, sweep_dir: Path | None = None, workers: int = 1) -> optuna.storages.BaseStorage:
+    """The one opener of a study's storage, `spec["storage"]`: an SQLAlchemy URL, checked reachable (with the study
+    file's heartbeat and connection settings when `spec` has them), or an Optuna journal file.
 
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{what} needs the `{module}` package: pip install {module}")
-
-
-def open_storage(spec: dict, sweep_dir: Path, workers: int) -> optuna.storages.BaseStorage:
-    """Journal file (default, in the sweep dir) or an SQLAlchemy URL; checked reachable before anything is written."""
-    url = spec["storage"]
-    if url is None or "://" not in str(url):
+    A study worker passes its `sweep_dir`: no storage means the journal there, created (directory included) if new.
+    Without one (the study CLI, the report), the storage must exist: a journal file or a directory holding one."""
+    url = spec.get("storage")
+    if url is not None and "://" in str(url):
+        return _database(str(url), spec, workers)
+    if sweep_dir is None:
+        path = find_journal(Path(url))
+        if path is None:
+            raise ConfigError(f"{url}: no journal file here (expected a sweep dir, a {JOURNAL_FILE} or a URL)")
+    else:
         path = sweep_dir / JOURNAL_FILE if url is None else Path(url).resolve()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,24 +110,59 @@ def open_storage(spec: dict, sweep_dir: Path, workers: int) -> optuna.storages.B
             raise ConfigError(f"sweep.storage: cannot create {path.parent}: {error.strerror}") from None
         if not os.access(path.parent, os.W_OK):
             raise ConfigError(f"sweep.storage: {path.parent} is not writable")
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        return JournalStorage(JournalFileBackend(str(path)))
-    if str(url).startswith("sqlite") and workers > 1:
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _database(url: str, spec: Mapping, workers: int) -> optuna.storages.RDBStorage:
+    if url.startswith("sqlite") and workers > 1:
         raise ConfigError(
             f"sweep.storage={url}: SQLite locks under concurrent workers ({workers} here); "
             "use the default journal file (sweep.storage=null) or PostgreSQL"
         )
     probe(url)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(spec["max_retry"]) if "max_retry" in spec else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             with_driver(url),
-            engine_kwargs=engine_kwargs(url, spec["hold_connection"]),
-            heartbeat_interval=spec["heartbeat_interval"],
-            grace_period=spec["grace_period"],
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(spec["max_retry"]),
+            engine_kwargs=engine_kwargs(url, spec.get("hold_connection", False)),
+            heartbeat_interval=spec.get("heartbeat_interval"),
+            grace_period=spec.get("grace_period"),
+            heartbeat_stale_trial_callback=retry,
         )
+
+
+def is_journal(path: Path) -> bool:
+    """Whether `path` is an Optuna journal file: its first line is a JSON operation with an `op_code`."""
+    try:
+        with path.open("rb") as f:
+            first = json.loads(f.readline(1 << 16) or b"null")  # bounded: a binary file may have no newline
+    except (OSError, ValueError):  # not readable, not JSON (UnicodeDecodeError is a ValueError too)
+        return False
+    return isinstance(first, dict) and "op_code" in first
+
+
+def find_journal(path: Path) -> Path | None:
+    """`path` if it is a journal file; in a directory, its study.journal, else the first journal file directly in it."""
+    if path.is_dir():
+        candidates = [path / JOURNAL_FILE, *sorted(p for p in path.iterdir() if p.is_file())]
+        return next((p for p in candidates if is_journal(p)), None)
+    return path if is_journal(path) else None
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str | None, where: str) -> optuna.Study:
+    """The study `name` in `storage` (`where`, as messages show it), or its only study when no name is given."""
+    names = [s.study_name for s in storage.get_all_studies()]
+    if name is None:
+        if len(names) != 1:
+            found = ", ".join(names) or "none"
+            raise ConfigError(f"storage {where} holds {len(names)} studies ({found}); choose one with --study")
+        name = names[0]
+    elif name not in names:
+        raise ConfigError(f"no study {name!r} in {where} (found: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def with_driver(url: str) -> str:

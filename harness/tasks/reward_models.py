@@ -35,6 +35,9 @@ def _prompt_text(prompt) -> str:
 class ProcessRewardModel:
     """Token reward: a PRM's score at the end of each step of the completion, None elsewhere."""
 
+    # A model to load: harness/config/rules.py refuses it where the advantage estimator reads no token rewards.
+    is_reward_model = True
+
     def __init__(
         self,
         path: str,

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from harness.config.groups import Run
+from harness.config.registry import TOKEN_REWARDS
 
 
 def grpo_kwargs(run: Run, output_dir: Path) -> dict:
@@ -41,18 +42,19 @@ def grpo_config(run: Run, output_dir: Path, **overrides):
 def build_trainer(run: Run, output_dir: Path, callbacks: list):
     from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils.logging import disable_progress_bar
 
     from harness.tasks.loading import build_task
+    from harness.training.console import hide_transformers_bars
     from harness.training.model import build_model, build_tokenizer
     from harness.training.trainer import HarnessGRPOTrainer
 
     args = grpo_config(run, output_dir)
     tokenizer = build_tokenizer(run.model)
     task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
-    process = run.advantage.estimator == "process"
+    estimator = run.advantage.configured
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -60,11 +62,10 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         args=args,
         train_dataset=task.dataset,
         callbacks=callbacks,
-        token_reward=task.token_function if process else None,
-        gamma=run.advantage.gamma if process else 1.0,
+        estimator=estimator,
+        token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
     )
-    disable_progress_bar()  # no "Writing model shards" bars in the job log
-    # MetricsSink prints a compact line per log instead of transformers' full dicts.
+    # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer

@@ -40,16 +40,18 @@ def run_job(
     from harness.runtime import distributed, stop
     from harness.runtime.slurm import resume_checkpoint
     from harness.training.build import build_trainer, effective_precision
+    from harness.training.console import ProgressDisplay
     from harness.training.sinks import MetricsSink, wandb_run
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
         cfg.group = group  # record the effective group in config.yaml and the wandb config
     sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
+    display = ProgressDisplay(label=output_dir.name)  # rank 0: a live line on a terminal, a line per log elsewhere
     stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
     distributed.init(cfg.trainer)  # several ranks: collectives time out after trainer.ddp_timeout
     # Building checks the trainer fields and calls the rewards once before it writes anything.
-    trainer = build_trainer(spec, output_dir, [sink, *callbacks, stopper])
+    trainer = build_trainer(spec, output_dir, [sink, display, *callbacks, stopper])
     sink.trainer = trainer
     with open_dict(cfg):
         cfg.precision = effective_precision(trainer)
@@ -60,7 +62,10 @@ def run_job(
         (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
     with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
-        trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
+        try:
+            trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
+        finally:
+            display.close()  # a failed step leaves no half-drawn line before the traceback
         if stopper.stopped_at is not None:
             status = "interrupted"
         elif any(getattr(callback, "pruned", False) for callback in callbacks):

@@ -22,11 +22,11 @@ HISTOGRAM_BINS = 64  # wandb accepts at most 512
 
 
 class MetricsSink(TrainerCallback):
-    """Writes every log record to `metrics.jsonl` (flushed per line) and to the active wandb run, on rank 0."""
+    """Writes one record per logging step to `metrics.jsonl` (flushed per line) and to the active wandb run, on
+    rank 0. The progress display is harness.training.console's."""
 
-    def __init__(self, path: Path, wandb_run=None, histogram_every: int = 0, console: bool = True):
+    def __init__(self, path: Path, wandb_run=None, histogram_every: int = 0):
         self.path = path
-        self.console = console
         self.wandb_run = wandb_run
         self.histogram_every = histogram_every
         self.records: list[dict] = []
@@ -35,24 +35,38 @@ class MetricsSink(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        record = {"step": state.global_step}
-        record.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)})
-        histogram = self._histogram(state.global_step)
-        if histogram is not None:
-            record["adv/histogram"] = histogram
-        self.records.append(record)
-        if self.console and "reward" in record:
-            print(_progress_line(record, state.max_steps), flush=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        step = state.global_step
+        values = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        histogram = None
+        if self.records and self.records[-1]["step"] == step:
+            # transformers' end-of-train record (train_runtime, train_loss, ...) comes with the last step's number
+            self._merge_into_last(values)
+        else:
+            histogram = self._histogram(step)
+            record = {"step": step, **values} | ({} if histogram is None else {"adv/histogram": histogram})
+            self.records.append(record)
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
         if self.wandb_run is not None:
-            scalars = {k: v for k, v in record.items() if k != "adv/histogram"}
+            scalars = dict(values)
             if histogram is not None:
                 import wandb
 
                 edges, counts = histogram["edges"], histogram["counts"]
                 scalars["adv/histogram"] = wandb.Histogram(np_histogram=(counts, edges))
-            self.wandb_run.log(scalars, step=state.global_step)
+            self.wandb_run.log(scalars, step=step)
+
+    def _merge_into_last(self, values: dict) -> None:
+        """Add the keys of `values` the last record lacks (`epoch` it has already) and rewrite the file's last line
+        in place (the lines before it stay where they are, so a reader following the file keeps its place)."""
+        last = self.records[-1]
+        for key, value in values.items():
+            last.setdefault(key, value)
+        with self.path.open("r+b") as f:
+            data = f.read()
+            f.seek(data.rstrip(b"\n").rfind(b"\n") + 1)
+            f.write((json.dumps(last) + "\n").encode())
+            f.truncate()
 
     def _histogram(self, step: int) -> dict | None:
         if not self.histogram_every or step % self.histogram_every or self.trainer is None:
@@ -72,15 +86,6 @@ class MetricsSink(TrainerCallback):
             low, high = low - 0.5, high + 0.5
         counts, edges = torch.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
         return {"counts": counts.tolist(), "edges": edges.tolist()}
-
-
-PROGRESS_KEYS = ("reward", "clip/region_frac_token", "is_ratio/std", "adv/within_seq_std", "entropy")
-
-
-def _progress_line(record: dict, max_steps: int) -> str:
-    """A compact console line per log (replaces transformers' dict printing)."""
-    values = " ".join(f"{key}={record[key]:.4g}" for key in PROGRESS_KEYS if key in record)
-    return f"step {record['step']}/{max_steps} {values}"
 
 
 PROBE_TIMEOUT_S = 3.0  # wandb itself waits 90 s for its server, then fails the run
@@ -159,6 +164,9 @@ def wandb_run(cfg: DictConfig, output_dir: Path, group: str, run_id: str | None 
         id=run_id,
         resume="allow" if run_id else None,
         reinit="create_new",
+        # No history/summary panel and sync hints at the end: the harness prints its summary with wandb's commands
+        # (harness.training.job.print_summary). WANDB_QUIET=false brings them back.
+        settings=None if "WANDB_QUIET" in os.environ else wandb.Settings(quiet=True),
     )
     try:
         yield run

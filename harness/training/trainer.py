@@ -1,13 +1,18 @@
-"""`HarnessGRPOTrainer`: trl's GRPOTrainer plus GSPO-token, per-token advantages and statistics.
+"""`HarnessGRPOTrainer`: trl's GRPOTrainer plus the registered advantage estimators and importance-sampling levels
+(harness/config/estimators.py, harness/config/levels.py), GSPO-token and statistics.
 
-It overrides three private hooks of trl 1.16 (the pinned range in pyproject.toml) and calls upstream for all work:
-- `_generate_and_score_completions`: under `advantage=process`, replace trl's (B,) advantages with (B, T) ones;
-  record advantage statistics.
+It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml) and calls upstream for all work:
+- `_calculate_rewards`: keep all ranks' rewards per function (the estimator's `AdvantageBatch.rewards`).
+- `_generate_and_score_completions`: replace trl's (B,) advantages with the estimator's, computed on all ranks' rows
+  (a per-token estimator's are (B, T); a per-sequence estimator's stay (B,)); record advantage statistics.
 - `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
-- `_get_per_token_logps_and_entropies`: inside the loss, once the current log-probs exist, record clip and ratio
-  statistics and, on the first optimizer step after each generation, the ratio's noise floor; for
-  `sequence_token`, re-base the batch's old log-probs so that trl's token-level ratio exp(logp - old) equals the
-  GSPO-token weight sg[s_i] * pi / sg[pi] (see `importance.gspo_token_old_logps`).
+- `_get_per_token_logps_and_entropies`: during generation, when an estimator needs the sampling policy's entropies
+  and trl computes old log-probs anyway, ask that same pass for the entropies (see `_sampling_entropies` for the
+  cost); inside the loss, once the current log-probs exist, record clip and ratio
+  statistics and, on the first optimizer step after each generation, the ratio's noise floor; for a level that
+  re-bases old log-probs (`sequence_token`), re-base the batch's old log-probs so that trl's token-level ratio
+  exp(logp - old) equals the level's weight (GSPO-token: sg[s_i] * pi / sg[pi], see
+  `importance.gspo_token_old_logps`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import torch
 from accelerate.utils import AutocastKwargs
 from trl import GRPOTrainer
 
-from harness.algorithms.advantages import process_advantages
-from harness.algorithms.importance import gspo_token_old_logps, log_importance_weights
+from harness.algorithms.advantages import per_sequence_values
+from harness.algorithms.batch import AdvantageBatch
 from harness.algorithms.noise_floor import noise_warning
 from harness.algorithms.stats import (
     MetricWindow,
@@ -31,62 +36,164 @@ from harness.algorithms.stats import (
     ratio_moments,
 )
 from harness.algorithms.token_spans import LazySpans
+from harness.config.levels import LEVELS
+from harness.config.registry import ENTROPIES, GENERATIONS, TOKEN_REWARDS, Configured, resolve
+from harness.training.console import note, silence_known_warnings
 
 
 class HarnessGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, token_reward: Callable | None = None, gamma: float = 1.0, **kwargs):
+    def __init__(self, *args, estimator: Configured | None = None, token_reward: Callable | None = None, **kwargs):
+        """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
+        token reward function, for an estimator that needs TOKEN_REWARDS."""
+        if estimator is not None and GENERATIONS in estimator.needs:
+            raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
+        silence_known_warnings()  # trl's generation calls transformers' deprecated checkpointing aliases
         self.level = self.args.importance_sampling_level
-        if self.level == "sequence_token":
-            # trl computes token-level ratios; the re-based old log-probs turn them into GSPO-token weights.
-            self.importance_sampling_level = "token"
+        level = LEVELS.get(self.level)
+        self.importance_sampling_level = level.trl_level  # what trl computes; `level` may re-base it (GSPO-token)
+        self.log_weights = level.function()
+        self.rebase_old_logps = None if level.rebase_old_logps is None else resolve(level.rebase_old_logps)
+        self.estimator = estimator
         self.token_reward = token_reward
-        self.gamma = gamma
-        # trl accepts booleans for scale_rewards; process advantages follow the same convention.
+        # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
         self.last_advantages: tuple[torch.Tensor, torch.Tensor] | None = None  # all ranks' (advantages, mask)
+        self._rewards_per_func: torch.Tensor | None = None  # all ranks' rewards, one column per reward function
         self._loss_inputs: dict | None = None
         self._generation_step = -1  # the optimizer step at which the buffered completions were generated
+        self._capture_entropies = False  # take the entropies from trl's old-log-prob pass of this generation
+        self._captured_entropies: torch.Tensor | None = None
         self._noise_warned = False  # the noise-floor warning is printed once per run
 
     # --- advantages -------------------------------------------------------------------------------------------
+    def _calculate_rewards(self, *args, **kwargs):
+        self._rewards_per_func = super()._calculate_rewards(*args, **kwargs)
+        return self._rewards_per_func
+
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
+        needs_entropies = self.estimator is not None and ENTROPIES in self.estimator.needs
+        self._captured_entropies = None
+        self._capture_entropies = self.model.training and needs_entropies and self._trl_scores_old_logps()
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._capture_entropies = False
         if not self.model.training:
             return output
         self._generation_step = self.state.global_step
         mask = _loss_mask(output)
-        if self.token_reward is None:
+        local = self._estimator_inputs(inputs, output, mask)
+        if local is None:  # trl's own advantage
             all_advantages, all_mask = self.accelerator.gather(output["advantages"]), self._gather_rows(mask)
         else:
-            rewards, carries = self._token_rewards(inputs, output["completion_ids"], output["completion_mask"])
-            output["advantages"], all_advantages, all_mask = self.process_advantages(rewards, mask, carries)
+            output["advantages"], all_advantages, all_mask = self.estimate(**local)
         low, high = advantage_extremes(all_advantages, all_mask)
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
         self.last_advantages = (all_advantages, all_mask)
         return output
 
-    def process_advantages(self, rewards: torch.Tensor, mask: torch.Tensor, carries: torch.Tensor | None = None):
-        """(local, all ranks', all ranks' mask) process advantages from this rank's (B, T) token rewards.
+    def _estimator_inputs(self, inputs: list[dict], output: dict, mask: torch.Tensor) -> dict | None:
+        """This rank's rows of what the estimator reads; None when there is no estimator or the trainer cannot meet
+        its needs (no token reward function: validation refuses such a config, and tests switch the token rewards
+        off to get trl's own advantage on the same completions)."""
+        if self.estimator is None or (TOKEN_REWARDS in self.estimator.needs and self.token_reward is None):
+            return None
+        rows = len(inputs)
+        start = self.accelerator.process_index * rows
+        weights = self.reward_weights.to(self._rewards_per_func.device).unsqueeze(0)
+        all_rewards = (self._rewards_per_func * weights).nansum(dim=1)
+        all_rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan  # unscorable, as trl marks them
+        local = {
+            "mask": mask,
+            "completion_ids": output["completion_ids"],
+            "rewards": all_rewards[start : start + rows],
+            "advantages": output["advantages"],
+        }
+        if TOKEN_REWARDS in self.estimator.needs:
+            local["token_rewards"], local["reward_mask"] = self._token_rewards(
+                inputs, output["completion_ids"], output["completion_mask"]
+            )
+        if ENTROPIES in self.estimator.needs:
+            local["entropies"] = self._sampling_entropies(output)
+        return local
 
-        `carries` is 1 where a token carries a reward (sparse rewards; None: every valid token does).
+    def estimate(
+        self,
+        *,
+        mask: torch.Tensor,
+        completion_ids: torch.Tensor,
+        rewards: torch.Tensor,
+        advantages: torch.Tensor,
+        token_rewards: torch.Tensor | None = None,
+        reward_mask: torch.Tensor | None = None,
+        entropies: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(this rank's, all ranks', all ranks' mask) advantages of the estimator, from this rank's rows.
+
         A prompt's group can straddle ranks and T differs per rank: pad to the longest T, gather, compute on the
-        whole generation batch, slice this rank's rows back and trim to its own T.
+        whole generation batch, slice this rank's rows back and trim to its own T. A per-sequence estimator's
+        advantages are (B,) (and (N,) for all ranks), so trl sees the same shapes as with its own advantage.
         """
         all_mask = self._gather_rows(mask)
-        all_carries = None if carries is None else self._gather_rows(carries)
-        all_advantages = process_advantages(
-            self._gather_rows(rewards),
-            all_mask,
-            self.num_generations,
-            self.gamma,
-            reward_mask=all_carries,
+        batch = AdvantageBatch(
+            rewards=self.accelerator.gather(rewards),
+            advantages=self.accelerator.gather(advantages),
+            mask=all_mask,
+            completion_ids=self._gather_rows(completion_ids),
+            num_generations=self.num_generations,
             scale=self.reward_scaling,
+            token_rewards=None if token_rewards is None else self._gather_rows(token_rewards),
+            reward_mask=None if reward_mask is None else self._gather_rows(reward_mask),
+            entropies=None if entropies is None else self._gather_rows(entropies),
         )
+        all_advantages = self.estimator.compute(batch)
+        if tuple(all_advantages.shape) != batch.shape:
+            raise ValueError(
+                f"advantage.estimator={self.estimator.name} returned shape {tuple(all_advantages.shape)}; "
+                f"expected (N, T) = {batch.shape}"
+            )
         rows, length = mask.shape
         start = self.accelerator.process_index * rows
+        if self.estimator.entry.per_sequence:
+            all_advantages = per_sequence_values(all_advantages, all_mask, self.estimator.name)
+            return all_advantages[start : start + rows].contiguous(), all_advantages, all_mask
         return all_advantages[start : start + rows, :length].contiguous(), all_advantages, all_mask
+
+    def _trl_scores_old_logps(self) -> bool:
+        """Whether trl 1.16's `_generate_and_score_completions` runs its no-grad pass of the policy for old log-probs
+        (its own condition: generation misaligned with optimizer steps, or vLLM's importance-sampling correction)."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every != 0 or bool(
+            self.use_vllm and self.vllm_importance_sampling_correction
+        )
+
+    def _sampling_entropies(self, output: dict) -> torch.Tensor:
+        """The sampling policy's per-token entropies at its sampling temperature, once per generation batch.
+
+        Cost: when trl runs its old-log-prob pass (`_trl_scores_old_logps`; the default trainer, whose
+        steps_per_generation exceeds gradient_accumulation_steps, does), the entropies come from that same forward
+        pass: trl's fused head then also reduces the logits it already holds to an entropy, no extra forward. When
+        it does not (on-policy: generation aligned with optimizer steps, no vLLM correction), it costs one extra
+        no-grad forward of the policy over prompts and completions of the generation batch, the same work as trl's
+        old-log-prob pass, about a third of a training step's forward and backward over those tokens.
+        """
+        if self._captured_entropies is not None:
+            entropies, self._captured_entropies = self._captured_entropies, None
+            return entropies
+        ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        attention = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        with torch.no_grad():
+            _, entropies, _ = super()._get_per_token_logps_and_entropies(
+                self.model,
+                ids,
+                attention,
+                output["completion_ids"].size(1),
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )
+        return entropies.float()
 
     def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
         lengths = completion_mask.sum(-1).tolist()
@@ -123,6 +230,15 @@ class HarnessGRPOTrainer(GRPOTrainer):
             self._loss_inputs = None
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        if self._capture_entropies and self._loss_inputs is None:
+            # The first pass of a generation step is trl's old log-probs of the policy (before any reference pass):
+            # the sampling policy's forward. Its fused head gives the entropies with the log-probs.
+            self._capture_entropies = False
+            logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(
+                *args, **{**kwargs, "compute_entropy": True}
+            )
+            self._captured_entropies = entropies.detach().float()
+            return logps, None, aux_loss
         logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         inputs, self._loss_inputs = self._loss_inputs, None  # only the policy pass inside `_compute_loss`
         if inputs is not None:
@@ -161,7 +277,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         old = inputs.get("old_per_token_logps")
         old = logps.detach() if old is None else old
         if self.model.training:
-            log_weights = log_importance_weights(self.level, logps.detach(), old, mask)
+            log_weights = self.log_weights(logps.detach(), old, mask)
             low, high = ratio_extremes(log_weights, mask)
             moments = ratio_moments(log_weights, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high)
             maxs = {"is_ratio/max": high}
@@ -171,8 +287,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
                 moments |= noise
                 maxs |= noise_max
             self._record(moments, {"is_ratio/min": low}, maxs, reduce=True)
-        if self.level == "sequence_token":
-            inputs["old_per_token_logps"] = gspo_token_old_logps(logps, old, mask)
+        if self.rebase_old_logps is not None:
+            inputs["old_per_token_logps"] = self.rebase_old_logps(logps, old, mask)
 
     # --- statistics -------------------------------------------------------------------------------------------
     def _record(self, moments: dict, mins: dict, maxs: dict, reduce: bool) -> None:
@@ -201,7 +317,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if message and not self._noise_warned:
             self._noise_warned = True
             if self.accelerator.is_main_process:
-                print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+                note(f"harness: warning: {message}", sys.stderr)
 
 
 def _loss_mask(batch: dict) -> torch.Tensor:

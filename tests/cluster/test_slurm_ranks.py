@@ -128,7 +128,7 @@ def test_study_of_three_trials_with_two_ranks_each_one_pruned(tmp_path):
 @pytest.mark.e2e
 @cluster
 def test_study_whose_trials_span_two_nodes(tmp_path):
-    """The README's multi-node study on the local cluster's two nodes: every trial is 4 ranks, 2 on each node, which
+    """docs/slurm.md's multi-node study on the local cluster's two nodes: every trial is 4 ranks, 2 on each node, which
     meet at the first node by name (MASTER_ADDR); rank 0 asks and tells, every rank trains each trial."""
     sweep_dir = tmp_path / "study"
     done = multirun(

@@ -1,6 +1,6 @@
 """GPU presets, checked as configs (no GPU ran them): every option of conf/parallelism/ and conf/generation/ with
 `trainer=gpu`, the DeepSpeed files as transformers fills them, the accelerate config files as `accelerate launch`
-reads them, the README's commands for them, and what is refused (CPU, missing packages, presets that clash)."""
+reads them, docs/slurm.md's commands for them, and what is refused (CPU, missing packages, presets that clash)."""
 
 import inspect
 import json
@@ -21,6 +21,7 @@ from tests.conftest import ROOT, parse_config
 
 GPU_GROUPS = ("parallelism", "generation")
 PRESETS = [(group, option) for group in GPU_GROUPS for option in group_options(group)]
+SLURM_PAGE = ROOT / "docs" / "slurm.md"  # where the GPU preset commands are documented
 ACCELERATE_FILES = sorted((ROOT / "accelerate_configs").glob("*.yaml"))
 # What each preset hands to GRPOConfig (among its arguments); a new preset needs a line here.
 EXPECTED = {
@@ -152,8 +153,8 @@ def test_accelerate_config_file(path, packages, monkeypatch, tmp_path):
         same = ("fsdp_version", "reshard_after_forward", "activation_checkpointing", "state_dict_type", "cpu_offload")
         assert {k: getattr(from_file, k) for k in same} == {k: getattr(from_preset, k) for k in same}
         assert from_file.auto_wrap_policy is from_preset.auto_wrap_policy
-    # under this launch: the README's commands pass; the CPU trainer and a second source of settings are refused
-    for overrides in readme_accelerate_overrides(path) or [["trainer=gpu"]]:
+    # under this launch: the docs' commands pass; the CPU trainer and a second source of settings are refused
+    for overrides in page_accelerate_overrides(path) or [["trainer=gpu"]]:
         parse_config(*overrides, "logger=none")
     with pytest.raises(ConfigError, match="runs on GPUs only, and trainer.use_cpu=true; add trainer=gpu"):
         parse_config("logger=none")
@@ -216,10 +217,10 @@ def test_rule_tables_name_what_the_libraries_read():
     assert [key for key in FSDP_CONFIG_KEYS if f'"{key}"' not in source] == []
 
 
-# --- the README's commands for these presets ----------------------------------------------------------------------
-def readme_commands(program: str) -> list[list[str]]:
-    """The README's shell commands that start with `program` (continuation lines joined), as argument lists."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+# --- the docs' commands for these presets (docs/slurm.md) -----------------------------------------------------------
+def page_commands(program: str) -> list[list[str]]:
+    """docs/slurm.md's shell commands that start with `program` (continuation lines joined), as argument lists."""
+    text = SLURM_PAGE.read_text().replace("\\\n", " ")
     lines = [line.split(" # ")[0] for line in text.splitlines()]
     return [shlex.split(line)[len(program.split()) :] for line in lines if line.startswith(program + " ")]
 
@@ -229,26 +230,26 @@ def job_overrides(args: list[str]) -> list[str]:
     return [arg for arg in args if "=" in arg and not arg.startswith(("-", "hydra", "sweep", "worker"))]
 
 
-def readme_accelerate_overrides(path: Path) -> list[list[str]]:
-    """The job overrides of the README's `accelerate launch` commands with the config file `path`."""
+def page_accelerate_overrides(path: Path) -> list[list[str]]:
+    """The job overrides of docs/slurm.md's `accelerate launch` commands with the config file `path`."""
     config_file = ["--config_file", f"accelerate_configs/{path.name}"]
-    return [job_overrides(args) for args in readme_commands("accelerate launch") if args[:2] == config_file]
+    return [job_overrides(args) for args in page_commands("accelerate launch") if args[:2] == config_file]
 
 
 GPU_COMMANDS = [
-    args for args in readme_commands("python -m harness.run") if any(arg.startswith(GPU_GROUPS) for arg in args)
+    args for args in page_commands("python -m harness.run") if any(arg.startswith(GPU_GROUPS) for arg in args)
 ]
 
 
-def test_readme_shows_a_command_for_each_preset():
+def test_docs_show_a_command_for_each_preset():
     shown = {arg for args in GPU_COMMANDS for arg in args}
     assert {f"{group}={option}" for group, option in PRESETS if option != "zero2"} <= shown
-    assert readme_accelerate_overrides(ROOT / "accelerate_configs/zero3.yaml")
-    assert readme_accelerate_overrides(ROOT / "accelerate_configs/fsdp.yaml")
+    assert page_accelerate_overrides(ROOT / "accelerate_configs/zero3.yaml")
+    assert page_accelerate_overrides(ROOT / "accelerate_configs/fsdp.yaml")
 
 
 @pytest.mark.parametrize("args", GPU_COMMANDS, ids=[" ".join(job_overrides(a)) for a in GPU_COMMANDS])
-def test_readme_gpu_command_passes_the_config_checks(args, packages):
+def test_docs_gpu_command_passes_the_config_checks(args, packages):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parse_config(*job_overrides(args), "logger=none")
@@ -260,12 +261,12 @@ def test_readme_gpu_command_passes_the_config_checks(args, packages):
     assert in_job == any(re.fullmatch(r"CUDA_VISIBLE_DEVICES=\d+ trl vllm-serve .*&", line) for line in setup)
 
 
-def test_readme_vllm_serve_commands_parse():
+def test_docs_vllm_serve_commands_parse():
     from trl.scripts.vllm_serve import make_parser
 
-    text = (ROOT / "README.md").read_text()
+    text = SLURM_PAGE.read_text()
     commands = [shlex.split(found) for found in re.findall(r"trl vllm-serve ([^&\"'\n]*)", text)]
     assert len(commands) >= 2  # in the job's setup, and on a node of its own
     for args in commands:
         (script,) = make_parser(prog="trl vllm-serve").parse_args_into_dataclasses(args=args)  # unknown flags fail
-        assert script.model == "Qwen/Qwen2.5-0.5B-Instruct"  # the model the README's trials train
+        assert script.model == "Qwen/Qwen2.5-0.5B-Instruct"  # the model the page's trials train

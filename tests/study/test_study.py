@@ -94,7 +94,7 @@ def assert_budget(study: optuna.Study, n_trials: int, sweep_dir: Path) -> list:
         metrics = sweep_dir / f"trial-{trial.number:04d}" / "metrics.jsonl"
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-            assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # + trl's final summary record
+            assert steps == sorted(set(steps))  # one record per step (the end-of-training keys join the last)
     return trials
 
 

@@ -1,4 +1,4 @@
-"""The own-task example (examples/reverse) through Hydra's extension points, exactly as the README runs it."""
+"""The own-task example (examples/reverse) through Hydra's extension points, exactly as docs/tasks.md runs it."""
 
 import json
 

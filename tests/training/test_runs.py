@@ -43,6 +43,7 @@ def test_tiny_run_trains_and_logs_statistics(level, advantage, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before), "no parameter changed"
     records = [r for r in read_metrics(tmp_path) if "reward" in r]
     assert [r["step"] for r in records] == [2, 4]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [2, 4]  # one record per step: trl's end keys join step 4
     for record in records:
         missing = [k for k in STAT_KEYS if k not in record]
         assert not missing, missing
