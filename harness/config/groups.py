@@ -101,6 +101,12 @@ class Reward:
     dataset: dict = doc(parser=target, text="`_target_` returning rows with a `prompt`")
     functions: dict[str, RewardFunction] = doc(text="NAME: {fn, weight}; at least one")
     token_function: dict | None = doc(None, parser=optional_target, text="per-token rewards (process advantages)")
+    eval_dataset: dict | None = doc(
+        None, parser=optional_target, text="held-out rows with a `prompt` (`_target_`); null: no evaluation"
+    )
+    accuracy: dict | None = doc(
+        None, parser=optional_target, text="exact-match accuracy of a completion, 0 or 1 (`_target_`, `_partial_`)"
+    )
 
 
 def level_name(value, path: str) -> str:
@@ -189,6 +195,18 @@ class Objective:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Eval:
+    """Held-out evaluation during training (harness/training/evaluation.py; rules in harness/config/evaluation.py)."""
+
+    enabled: bool = doc(text="evaluate on reward.eval_dataset (off without one)")
+    every: int = ranged(gt=0, doc="every N optimizer steps, and at the end of training")
+    size: int = ranged(gt=0, doc="held-out prompts (at most the split's size)")
+    samples: int = ranged(gt=0, doc="completions per prompt at the training temperature (mean@k, pass@k)")
+    k: list[int] = doc(text="the k of pass@k and best_reward@k, each in [1, samples]")
+    batch_size: int = ranged(gt=0, doc="prompts per generation call (each with `samples` completions)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stats:
     histogram_every: int = ranged(ge=0, doc="advantage histogram every N steps (0: never)")
 
@@ -208,6 +226,7 @@ class Run:
     logger: Logger
     objective: Objective
     stats: Stats
+    eval: Eval
     sweep: dict | None = doc(None, "a study (sweeps/NAME.yaml), checked by harness/study/plan.py")
     worker: int | None = ranged(None, ge=0, doc="a study worker's index")
 

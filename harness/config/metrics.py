@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.config.evaluation import check_eval_metric, evaluates
 from harness.config.groups import Run
 from harness.config.schema import did_you_mean, require
 
@@ -34,6 +35,11 @@ WHEN: dict[str, tuple[str, Callable[[Run], bool]]] = {
     "fresh": ("logs whose window holds a step right after a generation", lambda run: True),
     "end": ("once, in the last record (end of training)", lambda run: True),
     "histogram": ("every `stats.histogram_every` steps", lambda run: run.stats.histogram_every > 0),
+    "eval": ("every `eval.every` steps and at the end, when the run evaluates", evaluates),
+    "eval_accuracy": (
+        "as `eval`, for a task with `reward.accuracy`",
+        lambda run: evaluates(run) and run.reward.accuracy is not None,
+    ),
 }
 
 
@@ -46,6 +52,8 @@ class Metric:
     objective: bool = True  # a scalar `objective.metric` may name (the record's step and the histogram are not)
 
     def keys(self, run: Run) -> list[str]:
+        if self.key.endswith("@K"):  # one key per k of eval.k
+            return [f"{self.key[:-1]}{k}" for k in run.eval.k]
         if "NAME" in self.key:
             return [self.key.replace("NAME", name) for name in run.reward.functions]
         return [self.key]
@@ -54,6 +62,8 @@ class Metric:
 STATS = "harness.algorithms.stats"
 TRAINER = "harness.training.trainer"
 SINK = "harness.training.sinks.MetricsSink"
+EVALUATOR = "harness.training.evaluation.evaluate"
+EVAL_MATH = "harness.algorithms.evaluation"
 TRL_GENERATE = "trl: GRPOTrainer._generate_and_score_completions"
 TRL_LOSS = "trl: GRPOTrainer._compute_loss"
 NOISE = "a fresh step's \\|log w\\|, where every ratio should be 1 ([noise floor](levels.md#the-ratios-noise-floor))"
@@ -105,6 +115,20 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("is_ratio/noise_seq_rms", "the same for the sequence log-ratio log s_i: RMS", f"{STATS}.finalize",
            when="fresh"),
     Metric("step", "the optimizer step of the record (the wandb step)", SINK, objective=False),
+    # --- held-out evaluation (eval.size prompts of reward.eval_dataset, never trained on) ---
+    Metric("eval/greedy/reward", "mean over the held-out prompts of the task's weighted reward of the greedy "
+           "(temperature 0) completion", EVALUATOR, when="eval"),
+    Metric("eval/greedy/accuracy", "fraction of held-out prompts whose greedy completion is exactly right "
+           "(`reward.accuracy`): greedy pass@1", EVALUATOR, when="eval_accuracy"),
+    Metric("eval/sampled/reward", "mean@k of the reward: mean over prompts and their `eval.samples` completions "
+           "at the training temperature (the unbiased mean@k for every k)", EVALUATOR, when="eval"),
+    Metric("eval/sampled/accuracy", "mean@k (avg@k) of the accuracy over those samples", EVALUATOR,
+           when="eval_accuracy"),
+    Metric("eval/pass@K", "unbiased pass@k (Chen et al. 2021) from `eval.samples` samples per prompt, one key "
+           "per k of `eval.k`", f"{EVAL_MATH}.pass_at_k", when="eval_accuracy"),
+    Metric("eval/best_reward@K", "unbiased expected best reward of k of the samples (pass@k for a 0/1 reward), "
+           "one key per k of `eval.k`", f"{EVAL_MATH}.best_of_k", when="eval"),
+    Metric("eval/seconds", "wall time of the evaluation (s)", EVALUATOR, when="eval"),
     # --- trl 1.16's GRPOTrainer, on this harness's path (no vLLM, no tools) ---
     Metric("reward", "mean over the generation batch of the weighted sum of the reward functions (the default "
            "objective)", TRL_GENERATE),
@@ -159,6 +183,7 @@ def logged_metrics(run: Run) -> set[str]:
 
 
 def check_metric(run: Run, metric: str, key: str) -> None:
+    check_eval_metric(run, metric, key)
     names = logged_metrics(run)
     require(metric in names, f"{key}={metric!r} is not a metric this run logs{did_you_mean(metric, names)}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.config.estimators import ESTIMATORS
+from harness.config.evaluation import check_eval
 from harness.config.gpu import check_gpu_presets
 from harness.config.groups import LEVEL_BLIND_LOSSES, Logger, LossType, Model, Run
 from harness.config.metrics import check_metric
@@ -27,6 +28,7 @@ def check_rules(run: Run) -> None:
     check_generation_batch(run)
     check_logging(run)
     check_gpu_presets(run)
+    check_eval(run)
     require("/" not in run.name and run.name.strip(), f"name={run.name!r} must be non-empty and without '/'")
     check_metric(run, run.objective.metric, "objective.metric")
 

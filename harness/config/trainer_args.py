@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from harness.config import trainer_fields
+from harness.config.evaluation import TRAINER_EVAL_FIELDS, trainer_eval_refusal
 from harness.config.schema import SEED, ConfigError, convert, did_you_mean
 
 TRAINER_OWNERS = {  # GRPOConfig field -> the key that sets it (harness/training/build.py)
@@ -78,8 +79,9 @@ def trainer_field(key: str) -> trainer_fields.TrainerField:
     if key in TRAINER_OWNERS:
         owner = TRAINER_OWNERS[key]
         raise ConfigError(f"trainer.{key} is set by {owner.split('.')[0]} ({owner}=...); set it there")
+    if key in TRAINER_EVAL_FIELDS:
+        raise trainer_eval_refusal(key)
     if key not in fields:
-        raise ConfigError(
-            f"trainer.{key} is not a GRPOConfig field{did_you_mean(key, set(fields) - set(TRAINER_OWNERS))}"
-        )
+        allowed = set(fields) - set(TRAINER_OWNERS) - set(TRAINER_EVAL_FIELDS)
+        raise ConfigError(f"trainer.{key} is not a GRPOConfig field{did_you_mean(key, allowed)}")
     return fields[key]

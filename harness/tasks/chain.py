@@ -10,23 +10,38 @@ the expected steps, so both estimators chase one goal.
 
 from __future__ import annotations
 
-import random
+from harness.tasks.splits import Items
 
 SEPARATOR = "|"
 
 
-def chain_dataset(size: int, steps: int, seed: int):
-    from datasets import Dataset
-
+def chain_items(steps: int) -> Items:
     if steps < 1:
         raise ValueError(f"steps={steps} must be >= 1")
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(size):
-        operands = [rng.randint(0, 9) for _ in range(steps + 1)]
+
+    def row(index: int) -> dict:
+        operands = [(index // 10**p) % 10 for p in range(steps + 1)]
         partial = [sum(operands[: k + 2]) % 10 for k in range(steps)]
-        rows.append({"prompt": "+".join(map(str, operands)) + "=", "target": SEPARATOR.join(map(str, partial))})
-    return Dataset.from_list(rows)
+        return {"prompt": "+".join(map(str, operands)) + "=", "target": SEPARATOR.join(map(str, partial))}
+
+    return Items(("chain", steps), 10 ** (steps + 1), row)
+
+
+def chain_dataset(size: int, steps: int, seed: int, split: str = "train"):
+    """`size` chain rows of `split` (held-out prompts never occur in train: harness/tasks/splits.py)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(chain_items(steps).rows(size, split, seed, "chain"))
+
+
+def _chain_split_size(steps, split="train", **_):
+    try:
+        return chain_items(steps).count(split)
+    except ValueError:
+        return None  # a bad `steps` is refused when the dataset is built
+
+
+chain_dataset.split_size = _chain_split_size
 
 
 def step_score(k: int, text: str, expected: list[str], terminated_as_last: bool | None) -> float:

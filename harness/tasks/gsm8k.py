@@ -12,6 +12,8 @@ def gsm8k_dataset(name: str, config: str, split: str, size: int | None = None):
     from datasets import load_dataset
 
     data = load_dataset(name, config, split=split)
+    if split != "train" and size is not None and size > len(data):
+        raise ValueError(f"eval.size={size} is larger than the {split} split of {name} ({len(data)} prompts)")
     if size is not None:
         data = data.select(range(min(size, len(data))))
     return data.map(

@@ -10,30 +10,44 @@ The sequence reward is the sum of the token rewards divided by len(target) + 1, 
 
 from __future__ import annotations
 
-import random
+from harness.tasks.splits import Items
 
 
-def copy_dataset(size: int, length: int, alphabet: str, seed: int):
+def copy_items(length: int, alphabet: str) -> Items:
+    def row(index: int) -> dict:
+        text = "".join(alphabet[(index // len(alphabet) ** p) % len(alphabet)] for p in range(length))
+        return {"prompt": f"{text}>", "target": text}
+
+    return Items(("copy", length, alphabet), len(alphabet) ** length, row)
+
+
+def copy_dataset(size: int, length: int, alphabet: str, seed: int, split: str = "train"):
+    """`size` copy rows of `split` (held-out prompts never occur in train: harness/tasks/splits.py)."""
     from datasets import Dataset
 
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(size):
-        text = "".join(rng.choice(alphabet) for _ in range(length))
-        rows.append({"prompt": f"{text}>", "target": text})
-    return Dataset.from_list(rows)
+    return Dataset.from_list(copy_items(length, alphabet).rows(size, split, seed, "copy"))
 
 
-def addition_dataset(size: int, digits: int, seed: int):
+def addition_items(digits: int) -> Items:
+    count = 10**digits
+
+    def row(index: int) -> dict:
+        a, b = divmod(index, count)
+        return {"prompt": f"{a}+{b}=", "target": str(a + b)}
+
+    return Items(("addition", digits), count * count, row)
+
+
+def addition_dataset(size: int, digits: int, seed: int, split: str = "train"):
+    """`size` addition rows of `split` (held-out prompts never occur in train: harness/tasks/splits.py)."""
     from datasets import Dataset
 
-    rng = random.Random(seed)
-    high = 10**digits - 1
-    rows = []
-    for _ in range(size):
-        a, b = rng.randint(0, high), rng.randint(0, high)
-        rows.append({"prompt": f"{a}+{b}=", "target": str(a + b)})
-    return Dataset.from_list(rows)
+    return Dataset.from_list(addition_items(digits).rows(size, split, seed, "addition"))
+
+
+# The number of distinct prompts in a split (the config layer refuses an eval.size above it).
+copy_dataset.split_size = lambda length, alphabet, split="train", **_: copy_items(length, alphabet).count(split)
+addition_dataset.split_size = lambda digits, split="train", **_: addition_items(digits).count(split)
 
 
 def position_accuracy(completions: list[str], target: list[str], **_) -> list[float]:
