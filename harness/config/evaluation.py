@@ -9,12 +9,10 @@ so each is refused in one line naming the `eval.*` key that does its job.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from harness.config.schema import ConfigError, require
 
-if TYPE_CHECKING:
-    from harness.config.groups import Run
+# The functions take a `harness.config.groups.Run` (not imported: groups imports this module's field table).
 
 EVAL_KEYS = "eval.enabled, eval.every, eval.size, eval.samples, eval.k, eval.batch_size"
 _LOOP = "belongs to transformers' evaluation loop, which the harness replaces (docs/evaluation.md)"
@@ -46,12 +44,12 @@ def trainer_eval_refusal(key: str) -> ConfigError:
     return ConfigError(f"trainer.{key} {TRAINER_EVAL_FIELDS[key]}")
 
 
-def evaluates(run: Run) -> bool:
+def evaluates(run) -> bool:
     """Whether the run evaluates: eval.enabled and the task names a held-out split."""
     return run.eval.enabled and run.reward.eval_dataset is not None
 
 
-def check_eval(run: Run) -> None:
+def check_eval(run) -> None:
     ev = run.eval
     for i, k in enumerate(ev.k):
         require(1 <= k <= ev.samples, f"eval.k[{i}]={k} must be in [1, eval.samples={ev.samples}] (k samples of n)")
@@ -68,7 +66,7 @@ def check_eval(run: Run) -> None:
         )
 
 
-def check_eval_metric(run: Run, metric: str, key: str) -> None:
+def check_eval_metric(run, metric: str, key: str) -> None:
     """An `eval/...` objective needs a run that evaluates."""
     if not metric.startswith("eval/") or evaluates(run):
         return
