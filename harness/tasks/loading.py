@@ -59,10 +59,13 @@ class Task:
     dataset: Any
     functions: list[CheckedReward]
     token_function: CheckedReward | None
+    eval_dataset: Any = None  # held-out rows (reward.eval_dataset), when the task has them
+    accuracy: Callable | None = None  # 0/1 per completion (reward.accuracy)
 
 
-def build_task(cfg: Reward, eos_token: str) -> Task:
-    """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training."""
+def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
+    """Instantiate the task and call its rewards once on dataset rows, so a broken reward fails before training;
+    with `evaluation`, also its held-out rows and accuracy."""
     dataset = _instantiate(cfg.dataset, "reward.dataset")
     if len(dataset) == 0:  # trl would fail deep inside its sampler
         raise ConfigError(f"reward.dataset ({cfg.dataset['_target_']}) is empty; give it at least one row")
@@ -75,6 +78,18 @@ def build_task(cfg: Reward, eos_token: str) -> Task:
         function = _instantiate(cfg.token_function, "reward.token_function")
         token_function = CheckedReward("token_function", function, per_token=True)
     task = Task(dataset, functions, token_function)
+    if evaluation and cfg.eval_dataset is not None:
+        task.eval_dataset = _instantiate(cfg.eval_dataset, "reward.eval_dataset")
+        target = cfg.eval_dataset["_target_"]
+        if len(task.eval_dataset) == 0:
+            raise ConfigError(f"reward.eval_dataset ({target}) is empty; give it at least one row")
+        if "prompt" not in task.eval_dataset[0]:
+            raise ConfigError(
+                f"reward.eval_dataset ({target}) has no `prompt` column (columns: "
+                f"{', '.join(task.eval_dataset[0])}); return rows with a `prompt`"
+            )
+    if evaluation and cfg.accuracy is not None:
+        task.accuracy = CheckedReward("accuracy", _instantiate(cfg.accuracy, "reward.accuracy"))
     try:
         _smoke_test(task, eos_token)
     except ValueError as error:

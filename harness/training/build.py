@@ -6,8 +6,18 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from harness.config.evaluation import evaluates
 from harness.config.groups import Run
 from harness.config.registry import TOKEN_REWARDS
+
+
+def eval_kwargs(run: Run) -> dict:
+    """GRPOConfig's evaluation fields (harness.config.evaluation.TRAINER_EVAL_FIELDS): with evaluation on, step-wise
+    evaluation every eval.every steps so transformers calls HarnessGRPOTrainer.evaluate then and at the last step.
+    `num_generations_eval=1` only satisfies trl's batch-divisibility check of its own eval loop, which never runs."""
+    if not evaluates(run):
+        return {"eval_strategy": "no"}
+    return {"eval_strategy": "steps", "eval_steps": run.eval.every, "num_generations_eval": 1}
 
 
 def grpo_kwargs(run: Run, output_dir: Path) -> dict:
@@ -26,6 +36,7 @@ def grpo_kwargs(run: Run, output_dir: Path) -> dict:
         max_completion_length=run.reward.max_completion_length,
         report_to="none",  # the harness owns the wandb run (see sinks.py): one run per job, even with a trial
         reward_weights=[spec.weight for spec in run.reward.functions.values()],
+        **eval_kwargs(run),
     )
 
 
@@ -44,17 +55,23 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from harness.tasks.loading import build_task
-    from harness.training.console import hide_transformers_bars
+    from harness.training.console import hide_transformers_bars, note
+    from harness.training.evaluation import EvalSetup
     from harness.training.model import build_model, build_tokenizer
     from harness.training.trainer import HarnessGRPOTrainer
 
     args = grpo_config(run, output_dir)
     tokenizer = build_tokenizer(run.model)
-    task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))  # calls the rewards once: a broken one fails here
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
     estimator = run.advantage.configured
+    evaluation = {}
+    if evaluates(run):
+        evaluation = dict(eval_dataset=task.eval_dataset, eval_setup=EvalSetup(run.eval, task.accuracy))
+    elif run.eval.enabled and PartialState().is_main_process:
+        note(f"harness: evaluation is off: reward={run.reward.name} has no reward.eval_dataset (docs/evaluation.md)")
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -64,6 +81,7 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         callbacks=callbacks,
         estimator=estimator,
         token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
+        **evaluation,
     )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)

@@ -111,6 +111,7 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, statu
         "reward_first": sum(r["reward"] for r in first) / len(first) if first else math.nan,
         "reward_last": objective_value(records, "reward", window),
         "clip": {k: v for k, v in (train[-1] if train else {}).items() if k.startswith("clip/") and "frac" in k},
+        "eval": last_eval(records),
         "noise_floor": run_noise_floor(records),
         "epsilon": [cfg.importance_sampling.epsilon, cfg.importance_sampling.epsilon_high],
         "precision": OmegaConf.to_container(cfg.precision),
@@ -123,6 +124,27 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, statu
     return summary
 
 
+def last_eval(records: list[dict]) -> dict:
+    """The last held-out evaluation: its step and `eval/...` values ({} when the run did not evaluate)."""
+    evaluated = [r for r in records if "eval/greedy/reward" in r]
+    if not evaluated:
+        return {}
+    return {"step": evaluated[-1]["step"]} | {k: v for k, v in evaluated[-1].items() if k.startswith("eval/")}
+
+
+def eval_line(ev: dict) -> str:
+    """`held-out (step 600): greedy reward 0.812, accuracy 0.458; sampled reward 0.701, accuracy 0.31; pass@1 ...`"""
+    greedy = f"greedy reward {ev['eval/greedy/reward']:.3f}"
+    sampled = f"sampled reward {ev['eval/sampled/reward']:.3f}"
+    if "eval/greedy/accuracy" in ev:
+        greedy += f", accuracy {ev['eval/greedy/accuracy']:.3f}"
+        sampled += f", accuracy {ev['eval/sampled/accuracy']:.3f}"
+    at_k = [f"{k[5:]} {v:.3f}" for k, v in ev.items() if k.startswith("eval/pass@")] or [
+        f"{k[5:]} {v:.3f}" for k, v in ev.items() if k.startswith("eval/best_reward@")
+    ]
+    return f"held-out (step {ev['step']}): {greedy}; {sampled}; {', '.join(at_k)}"
+
+
 def print_summary(s: dict) -> None:
     lines = [
         f"harness: {s['name']} finished {s['steps']} steps"
@@ -131,6 +153,8 @@ def print_summary(s: dict) -> None:
         f"  reward: {s['reward_first']:.3f} (first logs) -> {s['reward_last']:.3f} (last logs)",
         f"  objective ({s['objective_metric']}, last logs): {s['objective']:.4f}",
     ]
+    if s.get("eval"):
+        lines.append(f"  {eval_line(s['eval'])}")
     if s["clip"]:
         lines.append("  clip fractions (last log): " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in s["clip"].items()))
     if s["noise_floor"]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 from accelerate.utils import AutocastKwargs
+from transformers import Trainer
 from trl import GRPOTrainer
 
 from harness.algorithms.advantages import per_sequence_values
@@ -42,9 +43,18 @@ from harness.training.console import note, silence_known_warnings
 
 
 class HarnessGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, estimator: Configured | None = None, token_reward: Callable | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        estimator: Configured | None = None,
+        token_reward: Callable | None = None,
+        eval_setup=None,
+        **kwargs,
+    ):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
-        token reward function, for an estimator that needs TOKEN_REWARDS."""
+        token reward function, for an estimator that needs TOKEN_REWARDS. `eval_setup`: the held-out evaluation
+        (harness.training.evaluation.EvalSetup), with `eval_dataset`."""
+        self.eval_setup = eval_setup
         if estimator is not None and GENERATIONS in estimator.needs:
             raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
@@ -289,6 +299,18 @@ class HarnessGRPOTrainer(GRPOTrainer):
             self._record(moments, {"is_ratio/min": low}, maxs, reduce=True)
         if self.rebase_old_logps is not None:
             inputs["old_per_token_logps"] = self.rebase_old_logps(logps, old, mask)
+
+    # --- held-out evaluation -----------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """transformers calls this every `eval_steps` (= eval.every) and at the last step: the harness's evaluator
+        (harness/training/evaluation.py) instead of trl's loss-and-sampled-reward loop. Logged through transformers'
+        `Trainer.log`, not trl's (which would flush its training metrics into the record)."""
+        from harness.training.evaluation import evaluate
+
+        metrics = evaluate(self, self.eval_dataset if eval_dataset is None else eval_dataset)
+        Trainer.log(self, dict(metrics))
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     # --- statistics -------------------------------------------------------------------------------------------
     def _record(self, moments: dict, mins: dict, maxs: dict, reduce: bool) -> None:
