@@ -62,7 +62,8 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
 
     args = grpo_config(run, output_dir)
     tokenizer = build_tokenizer(run.model)
-    task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))  # calls the rewards once: a broken one fails here
+    # calls the rewards once: a broken one fails here
+    task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
