@@ -151,3 +151,24 @@ def test_a_hung_rank_fails_the_run_after_ddp_timeout(tmp_path):
         agent.wait()
     assert 10 <= took < 60, took
     assert "timed out" in err.read_text().lower() or "timeout" in err.read_text().lower(), err.read_text()[-3000:]
+
+
+def test_two_process_evaluation_equals_one_process(tmp_path):
+    """The held-out set split over 2 ranks (unequal shares) and gathered gives one process's metrics."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    single = subprocess.run(
+        [sys.executable, "-m", "tests.distributed_eval_worker", str(one)], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-4000:]
+    result = torchrun("-m", "tests.distributed_eval_worker", str(two))
+    assert result.returncode == 0, result.stderr[-4000:]
+    alone, split = (json.loads((d / "eval.json").read_text()) for d in (one, two))
+    assert (alone.pop("processes"), split.pop("processes")) == (1, 2)
+    alone.pop("eval/seconds"), split.pop("eval/seconds")
+    assert {"eval/greedy/reward", "eval/pass@4", "eval/best_reward@2", "eval/sampled/accuracy"} <= set(alone)
+    assert alone.keys() == split.keys()
+    for key in alone:
+        assert split[key] == pytest.approx(alone[key], abs=1e-6), key
+    assert 0 < alone["eval/sampled/reward"] < 1  # sampled completions were scored
