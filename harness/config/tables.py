@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.config import trainer_fields
+from harness.config.evaluation import TRAINER_EVAL_FIELDS
 from harness.config.groups import Run
 from harness.config.metrics import glossary
 from harness.config.options import CONF_DIR, config_groups, default_options, group_options
@@ -98,7 +99,7 @@ def param_rows(entry, prefix: str) -> list[str]:
 
 def keys_table() -> list[str]:
     rows = ["| key | type | default | notes |", "| --- | --- | --- | --- |", *key_rows(Run, "")]
-    count = len(trainer_fields.load()) - len(TRAINER_OWNERS)
+    count = len(trainer_fields.load()) - len(TRAINER_OWNERS) - len(TRAINER_EVAL_FIELDS)
     rows.append(
         f"| `trainer.FIELD` | any of the {count} other fields of trl's `GRPOConfig`, with its type | the option's, "
         "else trl's | set without `+`; ranges and choices checked here are below |"
@@ -113,6 +114,8 @@ def trainer_table() -> list[str]:
     rows += [f"| `{k}` | one of {', '.join(map(str, v))} |" for k, v in TRAINER_CHOICES.items()]
     rows += ["", "| `trainer.` field | refused here: set by |", "| --- | --- |"]
     rows += [f"| `{k}` | `{v}` |" for k, v in TRAINER_OWNERS.items()]
+    rows += ["", "| `trainer.` field (evaluation) | refused here: |", "| --- | --- |"]
+    rows += [f"| `{k}` | {v} |" for k, v in TRAINER_EVAL_FIELDS.items()]
     return rows
 
 

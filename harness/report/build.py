@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.report import figures as fig
+from harness.report import heldout
 from harness.report.findings import TABLE_METRICS, arm_table, noise_notes, spread_notes, table, verdicts
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
@@ -101,25 +102,33 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
         )
         for m in objectives
     ]
-    specs = STEP_FIGURES[:1] + objective_figures + STEP_FIGURES[1:]  # the objective right after the reward
+    primary = heldout.primary_metric(runs)  # held-out when every run evaluated: the comparison rests on it
+    held_out = heldout.heldout_metrics(runs)
+    objectives = [m for m in objectives if m not in dict(held_out)]  # already in the held-out figure
+    objective_figures = [spec for spec in objective_figures if spec[3][0][0] in objectives]
+    held_figure = [(*heldout.FIGURE, held_out)] if held_out else []
+    specs = held_figure + STEP_FIGURES[:1] + objective_figures + STEP_FIGURES[1:]  # held-out first, then reward
     figures = [fig.metric_grid(groups, metrics, out_dir / f"{prefix}{name}.png", title, caption)
                for name, title, caption, metrics in specs]  # fmt: skip
-    figures.insert(1, fig.performance_profiles(groups, "reward", out_dir / f"{prefix}performance_profiles.png"))
+    profiles = fig.performance_profiles(groups, primary, out_dir / f"{prefix}performance_profiles.png")
+    figures.insert(1 + bool(held_figure), profiles)
     figures.append(fig.advantage_histograms(groups, out_dir / f"{prefix}advantage_histograms.png"))
     grouping = "Runs are grouped by their resolved config.yaml: level × advantage" + (
         " × any other key that differs between seeds' configs."
         if split_variants
         else " (study trials: their other parameters vary, see the study section)."
     )
-    metrics = TABLE_METRICS + [(m, f"objective ({m})") for m in objectives]
+    metrics = held_out + TABLE_METRICS + [(m, f"objective ({m})") for m in objectives]
     return TaskSection(
         task=task,
         runs=runs,
-        verdicts=verdicts(groups),
+        verdicts=verdicts(groups, primary),
         notes=spread_notes(groups) + noise_notes(groups),
+        flags=heldout.divergence_notes(groups),
+        primary=primary,
         figures=[f for f in figures if f is not None],
         rows=table(groups, metrics),
-        arms=arm_table(groups),
+        arms=arm_table(groups, primary),
         metrics=metrics,
         grouping=grouping,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -52,6 +52,8 @@ class TaskSection:
     arms: list[ArmRow]
     metrics: list[tuple[str, str]]
     grouping: str
+    flags: list[str] = field(default_factory=list)  # runs whose held-out metric and training reward part ways
+    primary: str = "reward"  # the metric the verdicts and the arm table rest on
 
 
 def render(sources: list[str], warnings: list[str], tasks: list[TaskSection], study: StudyReport | None) -> str:
@@ -97,7 +99,20 @@ def task_html(task: TaskSection) -> list[str]:
         "baseline, IQM = interquartile mean, both with 95% stratified bootstrap CIs (Agarwal et al., NeurIPS 2021). "
         "Two comparisons per estimator, not corrected for multiple testing.</p>"
     )
-    parts += ["<h3>Final reward per arm: IQM, mean, median [95% stratified bootstrap CI]</h3>", arms_html(task.arms)]
+    parts.append(
+        f"<p class='meta'>The comparison rests on <code>{escape(task.primary)}</code>"
+        + (
+            " (held-out prompts, greedy decoding); the training reward is a secondary figure.</p>"
+            if task.primary != "reward"
+            else " (the training reward: these runs have no held-out evaluation).</p>"
+        )
+    )
+    if task.flags:
+        parts += ["<h3>Held-out and training reward part ways</h3>", _list(task.flags, "verdict")]
+    parts += [
+        f"<h3>Final {escape(task.primary)} per arm: IQM, mean, median [95% stratified bootstrap CI]</h3>",
+        arms_html(task.arms),
+    ]
     if task.notes:
         parts += ["<h3>Can GSPO-token differ from GSPO?</h3>", _list(task.notes, "verdict")]
     parts += [figure_html(f) for f in task.figures]

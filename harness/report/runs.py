@@ -26,7 +26,7 @@ class ReportInputError(Exception):
 class Run:
     path: Path
     config: dict
-    records: list[dict]  # metrics.jsonl records that carry a training reward, in step order
+    records: list[dict]  # metrics.jsonl records with a training reward or a held-out evaluation, in step order
     histograms: list[tuple[int, dict]] = field(default_factory=list)  # (step, {"counts", "edges"})
 
     @property
@@ -92,11 +92,11 @@ def load_run(path: Path, warnings: list[str]) -> Run | None:
             continue
         if "adv/histogram" in record:
             histograms.append((record["step"], record["adv/histogram"]))
-        if "reward" in record:
+        if "reward" in record or "eval/greedy/reward" in record:
             records.append(record)
     if bad_lines:
         warnings.append(f"{path}: ignored {bad_lines} unreadable line(s) in {METRICS_FILE}")
-    if not records:
+    if not any("reward" in record for record in records):
         warnings.append(f"skipping {path}: {METRICS_FILE} has no training records")
         return None
     if not (path / SUMMARY_FILE).is_file():  # run_job writes it last
