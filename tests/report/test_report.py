@@ -65,7 +65,10 @@ def test_preset_multirun_ends_with_a_report(multirun):
     # The field's statistics lead each verdict; the per-arm table gives IQM, mean and median with bootstrap CIs.
     assert re.search(r"P\(GSPO-token &gt; GSPO\) = [\d.]+ \[[\d.]+, [\d.]+\]", html)
     assert re.search(r"P\(GSPO-token &gt; GRPO\) = [\d.]+ \[[\d.]+, [\d.]+\]", html)
-    assert "Final reward per arm: IQM, mean, median [95% stratified bootstrap CI]" in html
+    # The preset is judged on held-out prompts: arms, verdicts and profiles rest on the held-out greedy reward.
+    assert "Final eval/greedy/reward per arm: IQM, mean, median [95% stratified bootstrap CI]" in html
+    assert "The comparison rests on <code>eval/greedy/reward</code>" in html and "final eval/greedy/reward" in html
+    assert "heldout.png" in {p.name for p in out.glob("*.png")}
     assert "seeds per arm" in html or "resolved with these seeds" in html or "no number of seeds" in html
     # Outcome advantages are constant along a sequence: the page must say GSPO-token reduces to GSPO there.
     assert "GSPO-token computes GSPO&#x27;s gradient" in html
