@@ -166,11 +166,12 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="default: benchmarks/.runs/study_pruning/STUDY")
     parser.add_argument("--max-steps", type=int, default=600, help="the study's trainer.max_steps (for --replay)")
     parser.add_argument("--replay", action="store_true", help="also replay the unpruned curves through candidates")
+    parser.add_argument("--override", nargs="*", default=[], help="overrides of both studies (a smaller version)")
     args = parser.parse_args()
     args.dir = args.dir or ROOT / "benchmarks" / ".runs" / "study_pruning" / args.study
     args.dir.mkdir(parents=True, exist_ok=True)
     runs = {
-        (label, seed): (args.dir / f"{label}-s{seed}", [f"sweep.sampler.seed={seed}", *extra])
+        (label, seed): (args.dir / f"{label}-s{seed}", [f"sweep.sampler.seed={seed}", *args.override, *extra])
         for seed in args.seeds
         for label, extra in (("unpruned", ["sweep.pruner.name=none"]), ("pruned", []))
     }
@@ -178,7 +179,8 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         walls = dict(zip(runs, pool.map(lambda run: run_study(run[0], args.study, run[1], threads), runs.values())))
     results = {key: measure(sweep_dir, args.study) | {"wall": walls[key]} for key, (sweep_dir, _) in runs.items()}
-    print(f"study {args.study}: shipped pruner vs none, one worker each, sampler seeds {args.seeds}")
+    print(f"study {args.study}: shipped pruner vs none, one worker each, sampler seeds {args.seeds}"
+          + (f", overrides {' '.join(args.override)}" if args.override else ""))  # fmt: skip
     ratios, gaps = [], []
     for seed in args.seeds:
         pruned, unpruned = results["pruned", seed], results["unpruned", seed]
