@@ -62,8 +62,7 @@ class Metric:
 STATS = "harness.algorithms.stats"
 TRAINER = "harness.training.trainer"
 SINK = "harness.training.sinks.MetricsSink"
-EVALUATOR = "harness.training.evaluation.evaluate"
-EVAL_MATH = "harness.algorithms.evaluation"
+EVALUATOR = "harness.training.evaluation"
 TRL_GENERATE = "trl: GRPOTrainer._generate_and_score_completions"
 TRL_LOSS = "trl: GRPOTrainer._compute_loss"
 NOISE = "a fresh step's \\|log w\\|, where every ratio should be 1 ([noise floor](levels.md#the-ratios-noise-floor))"
@@ -125,9 +124,9 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("eval/sampled/accuracy", "mean@k (avg@k) of the accuracy over those samples", EVALUATOR,
            when="eval_accuracy"),
     Metric("eval/pass@K", "unbiased pass@k (Chen et al. 2021) from `eval.samples` samples per prompt, one key "
-           "per k of `eval.k`", f"{EVAL_MATH}.pass_at_k", when="eval_accuracy"),
+           "per k of `eval.k`", f"{EVALUATOR}, from algorithms.evaluation.pass_at_k", when="eval_accuracy"),
     Metric("eval/best_reward@K", "unbiased expected best reward of k of the samples (pass@k for a 0/1 reward), "
-           "one key per k of `eval.k`", f"{EVAL_MATH}.best_of_k", when="eval"),
+           "one key per k of `eval.k`", f"{EVALUATOR}, from algorithms.evaluation.best_of_k", when="eval"),
     Metric("eval/seconds", "wall time of the evaluation (s)", EVALUATOR, when="eval"),
     # --- trl 1.16's GRPOTrainer, on this harness's path (no vLLM, no tools) ---
     Metric("reward", "mean over the generation batch of the weighted sum of the reward functions (the default "

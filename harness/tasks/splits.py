@@ -74,6 +74,8 @@ def draw(space: int, prompt_of: Callable[[int], str], size: int, split: str, see
     (each held-out prompt scored once). `prompt_of(index)` is the item's prompt."""
     check_split(split)
     rng = random.Random(seed)
+    if split_count(space, prompt_of, split) == 0:
+        raise ValueError(f"the {split} split of {what} is empty (all {space} prompts are in the other split)")
     if split == "train":
         rows = []
         while len(rows) < size:

@@ -75,10 +75,15 @@ def evaluate(trainer, dataset) -> dict[str, float]:
 
 
 def _columns(spec: Eval, accuracy: bool) -> list[str]:
-    names = ["eval/greedy/reward", "eval/sampled/reward", *(f"eval/best_reward@{k}" for k in spec.k)]
+    """The metric keys (harness/config/metrics.py), in the column order of `_score_chunk`; `@K`: one per k."""
+    names = ["eval/greedy/reward", "eval/sampled/reward", *(at_k("eval/best_reward@K", k) for k in spec.k)]
     if accuracy:
-        names += ["eval/greedy/accuracy", "eval/sampled/accuracy", *(f"eval/pass@{k}" for k in spec.k)]
+        names += ["eval/greedy/accuracy", "eval/sampled/accuracy", *(at_k("eval/pass@K", k) for k in spec.k)]
     return names
+
+
+def at_k(key: str, k: int) -> str:
+    return key.removesuffix("K") + str(k)
 
 
 class _seeded:
