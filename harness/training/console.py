@@ -36,10 +36,11 @@ EVAL_KEY = "eval/greedy/reward"  # in every held-out evaluation's record
 
 
 def eval_text(step: int, max_steps: int, logs: dict) -> str:
-    """`eval step 50/600 | greedy/reward=0.41 greedy/accuracy=0.12 sampled/reward=0.3 pass@8=0.5 (1.2 s)`"""
+    """`held-out step 50/600 | greedy/reward=0.41 ... pass@8=0.5 (1.2 s)` (a plain line; the live line shows the
+    greedy reward as `held-out 0.41`)"""
     keys = [k for k in logs if k.startswith("eval/") and k != "eval/seconds"]
     values = " ".join(f"{k[5:]}={float(logs[k]):.4g}" for k in keys)
-    return f"eval step {step}/{max_steps} | {values} ({logs.get('eval/seconds', 0):.1f} s)"
+    return f"held-out step {step}/{max_steps} | {values} ({logs.get('eval/seconds', 0):.1f} s)"
 
 
 def plain_line(step: int, max_steps: int, elapsed: float, remaining: float | None, logs: dict) -> str:
@@ -91,6 +92,7 @@ class ProgressDisplay(TrainerCallback):
         self.live = can_update_in_place(self.stream) if live is None else live
         self.prefix = f"[{label}] " if label is not None and shares_terminal() else ""
         self.bar: _Bar | None = None
+        self.train_metrics = self.eval_metrics = ""  # the live line's fields
         self.started = time.monotonic()
         self.first_step = 0
 
@@ -115,17 +117,19 @@ class ProgressDisplay(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and EVAL_KEY in logs:
-            line = self.prefix + eval_text(state.global_step, state.max_steps, logs)
-            if self.bar is not None:
-                self.bar.write(line, file=self.stream)
-            else:
-                self.stream.write(line + "\n")
-                self.stream.flush()
+            if self.bar is not None:  # the live line shows the last evaluation after the training metrics
+                self.eval_metrics = f" | held-out {logs[EVAL_KEY]:.4g}"
+                self.bar.metrics = self.train_metrics + self.eval_metrics
+                self.bar.refresh()
+                return
+            self.stream.write(self.prefix + eval_text(state.global_step, state.max_steps, logs) + "\n")
+            self.stream.flush()
             return
         if not state.is_world_process_zero or not logs or "reward" not in logs:
             return  # trl's end-of-train record (train_runtime, ...) has no reward: the summary follows it
         if self.bar is not None:
-            self.bar.metrics = " | " + metrics_text(logs)
+            self.train_metrics = " | " + metrics_text(logs)
+            self.bar.metrics = self.train_metrics + self.eval_metrics
             self.bar.refresh()
             return
         elapsed = time.monotonic() - self.started

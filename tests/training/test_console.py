@@ -64,8 +64,11 @@ def test_plain_output_has_a_line_per_log_with_times_and_no_third_party_noise(def
     lines = result.stdout.splitlines()
     progress = [line for line in lines if line.startswith("step ")]
     assert [int(PLAIN.match(line)[1]) for line in progress] == [2, 4], result.stdout
+    evaluation = [line for line in lines if line.startswith("held-out step ")]  # debug=fast: once, at the last step
+    assert len(evaluation) == 1 and evaluation[0].startswith("held-out step 4/4 | greedy/reward="), result.stdout
     summary = lines.index("harness: copy-sequence_token-process-s0 finished 4 steps")  # print_summary's lines stay
-    assert lines[summary - len(progress) : summary] == progress  # the last log line comes right before them
+    # the last log line and the last evaluation's line come right before them
+    assert lines[summary - len(progress) - 1 : summary] == progress + evaluation
     for noise in NOISE:
         assert noise not in result.stdout + result.stderr, noise
     assert "\r" not in result.stdout
@@ -100,7 +103,9 @@ def test_parallel_jobs_on_one_terminal_print_plain_lines_with_their_names(tmp_pa
     for job in ("0-copy-sequence_token-process-s0", "1-copy-sequence_token-process-s1"):
         prefix = f"[{job}] "
         ours = [line.removeprefix(prefix) for line in output.split("\n") if line.startswith(prefix)]
-        assert [int(PLAIN.match(line)[1]) for line in ours] == [2, 4], output[-3000:]
+        steps = [line for line in ours if not line.startswith("held-out step ")]  # and one evaluation at the end
+        assert [int(PLAIN.match(line)[1]) for line in steps] == [2, 4], output[-3000:]
+        assert len(ours) == len(steps) + 1
 
 
 def log(sink: MetricsSink, step: int, logs: dict) -> None:

@@ -29,7 +29,7 @@ def test_a_run_evaluates_every_n_steps_and_at_the_end(tmp_path):
         assert 0 <= record["eval/pass@1"] <= record["eval/pass@4"] <= 1
         assert record["eval/best_reward@1"] == pytest.approx(record["eval/sampled/reward"], abs=1e-6)
     # the console: a line per evaluation and the held-out numbers in the summary
-    assert result.stdout.count("eval step ") == 3
+    assert result.stdout.count("held-out step ") == 3
     assert "held-out (step 7): greedy reward " in result.stdout and "pass@4 " in result.stdout
     summary = json.loads((on / "summary.json").read_text())
     assert summary["eval"]["step"] == 7 and EVAL_KEYS <= summary["eval"].keys()
