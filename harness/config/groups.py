@@ -101,6 +101,11 @@ class Reward:
     dataset: dict = doc(parser=target, text="`_target_` returning rows with a `prompt`")
     functions: dict[str, RewardFunction] = doc(text="NAME: {fn, weight}; at least one")
     token_function: dict | None = doc(None, parser=optional_target, text="per-token rewards (process advantages)")
+    credit_reference: dict | None = doc(
+        None,
+        parser=optional_target,
+        text="token rewards whose process advantages are the true credit: `adv/credit_corr` (never trained on)",
+    )
 
 
 def level_name(value, path: str) -> str:

@@ -34,6 +34,10 @@ WHEN: dict[str, tuple[str, Callable[[Run], bool]]] = {
     "fresh": ("logs whose window holds a step right after a generation", lambda run: True),
     "end": ("once, in the last record (end of training)", lambda run: True),
     "histogram": ("every `stats.histogram_every` steps", lambda run: run.stats.histogram_every > 0),
+    "credit": (
+        "`reward.credit_reference` set and a per-token estimator (logs whose completions vary in both)",
+        lambda run: run.reward.credit_reference is not None and not run.advantage.configured.entry.per_sequence,
+    ),
 }
 
 
@@ -80,6 +84,10 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("adv/frac_zero", "fraction of valid tokens with A = 0", f"{STATS}.finalize"),
     Metric("adv/within_seq_std", "mean over sequences of the std of A along the sequence: exactly 0 under "
            "`outcome`; GSPO-token can differ from GSPO only where it is > 0", f"{STATS}.finalize"),
+    Metric("adv/credit_corr", "how right the credit is: within each completion, Spearman's rank correlation "
+           "between the per-token advantages the loss sees and the process advantages of the task's "
+           "`reward.credit_reference` token rewards (the true credit), averaged over completions where both vary",
+           f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments", when="credit"),
     Metric("adv/histogram", "histogram of the per-token advantages (a wandb histogram; `{counts, edges}` in "
            "metrics.jsonl)", SINK, when="histogram", objective=False),
     Metric("clip/low_frac_token", _clip("low", "token-weighted"), f"{STATS}.finalize"),

@@ -64,6 +64,7 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         callbacks=callbacks,
         estimator=estimator,
         token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
+        credit_reference=task.credit_reference,
     )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)

@@ -24,8 +24,9 @@ import torch
 from accelerate.utils import AutocastKwargs
 from trl import GRPOTrainer
 
-from harness.algorithms.advantages import per_sequence_values
+from harness.algorithms.advantages import per_sequence_values, process_advantages
 from harness.algorithms.batch import AdvantageBatch
+from harness.algorithms.credit.correlation import credit_corr_moments
 from harness.algorithms.noise_floor import noise_warning
 from harness.algorithms.stats import (
     MetricWindow,
@@ -42,9 +43,17 @@ from harness.training.console import note, silence_known_warnings
 
 
 class HarnessGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, estimator: Configured | None = None, token_reward: Callable | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        estimator: Configured | None = None,
+        token_reward: Callable | None = None,
+        credit_reference: Callable | None = None,
+        **kwargs,
+    ):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
-        token reward function, for an estimator that needs TOKEN_REWARDS."""
+        token reward function, for an estimator that needs TOKEN_REWARDS. `credit_reference`: token rewards whose
+        process advantages are the true per-token credit (`reward.credit_reference`): `adv/credit_corr`."""
         if estimator is not None and GENERATIONS in estimator.needs:
             raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
@@ -56,6 +65,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.rebase_old_logps = None if level.rebase_old_logps is None else resolve(level.rebase_old_logps)
         self.estimator = estimator
         self.token_reward = token_reward
+        self.credit_reference = credit_reference
         # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
@@ -91,8 +101,28 @@ class HarnessGRPOTrainer(GRPOTrainer):
             output["advantages"], all_advantages, all_mask = self.estimate(**local)
         low, high = advantage_extremes(all_advantages, all_mask)
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
+        if self.credit_reference is not None:
+            self._record_credit(inputs, output, all_advantages, all_mask)
         self.last_advantages = (all_advantages, all_mask)
         return output
+
+    def _record_credit(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
+        """`adv/credit_corr`: within each completion, Spearman's rho between the advantages the loss sees and the
+        process advantages (DeepSeekMath, gamma = 1, trl's scaling) of the task's reference token rewards, on all
+        ranks' rows. The reference is scored whatever the run trains on; it never reaches the loss."""
+        rewards, carries = self._token_rewards(
+            inputs, output["completion_ids"], output["completion_mask"], self.credit_reference
+        )
+        reference = process_advantages(
+            self._gather_rows(rewards),
+            all_mask.to(rewards.dtype),
+            self.num_generations,
+            reward_mask=self._gather_rows(carries),
+            scale=self.reward_scaling,
+        )
+        estimate = all_advantages if all_advantages.dim() == 2 else all_advantages.unsqueeze(1) * all_mask
+        moments = credit_corr_moments(estimate.detach().float(), reference, all_mask)
+        self.metric_window.add({key: float(value) for key, value in moments.items()}, {}, {})
 
     def _estimator_inputs(self, inputs: list[dict], output: dict, mask: torch.Tensor) -> dict | None:
         """This rank's rows of what the estimator reads; None when there is no estimator or the trainer cannot meet
@@ -195,11 +225,19 @@ class HarnessGRPOTrainer(GRPOTrainer):
             )
         return entropies.float()
 
-    def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
+    def _token_rewards(
+        self,
+        inputs: list[dict],
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        function: Callable | None = None,
+    ):
+        """(rewards, carries) (B, T) of `function` (default: the task's token reward function) on this rank's rows."""
+        function = self.token_reward if function is None else function
         lengths = completion_mask.sum(-1).tolist()
         ids = [row[: int(n)].tolist() for row, n in zip(completion_ids, lengths)]
         columns = {key: [example[key] for example in inputs] for key in inputs[0] if key != "prompt"}
-        values = self.token_reward(
+        values = function(
             prompts=[example["prompt"] for example in inputs],
             completions=self.processing_class.batch_decode(ids, skip_special_tokens=True),
             tokens=[self.processing_class.convert_ids_to_tokens(row) for row in ids],
