@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.config.groups import Run
+from harness.config.registry import GENERATIONS
 from harness.config.schema import did_you_mean, require
 
 CLIPPED_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # trl 1.16 logs clip_ratio/* for these only
@@ -34,6 +35,10 @@ WHEN: dict[str, tuple[str, Callable[[Run], bool]]] = {
     "fresh": ("logs whose window holds a step right after a generation", lambda run: True),
     "end": ("once, in the last record (end of training)", lambda run: True),
     "histogram": ("every `stats.histogram_every` steps", lambda run: run.stats.histogram_every > 0),
+    "generations": (
+        "an estimator that generates (`advantage=mc_value`)",
+        lambda run: GENERATIONS in run.advantage.configured.needs,
+    ),
     "credit": (
         "`reward.credit_reference` set and a per-token estimator (logs whose completions vary in both)",
         lambda run: run.reward.credit_reference is not None and not run.advantage.configured.entry.per_sequence,
@@ -88,6 +93,9 @@ CATALOGUE: tuple[Metric, ...] = (
            "between the per-token advantages the loss sees and the process advantages of the task's "
            "`reward.credit_reference` token rewards (the true credit), averaged over completions where both vary",
            f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments", when="credit"),
+    Metric("mc/generations", "Monte-Carlo continuations sampled per generation step, all ranks (K per distinct "
+           "step prefix: the cost of `mc_value`)", f"{STATS}.finalize, from harness.training.trainer",
+           when="generations"),
     Metric("adv/histogram", "histogram of the per-token advantages (a wandb histogram; `{counts, edges}` in "
            "metrics.jsonl)", SINK, when="histogram", objective=False),
     Metric("clip/low_frac_token", _clip("low", "token-weighted"), f"{STATS}.finalize"),

@@ -7,7 +7,8 @@ import warnings
 from pathlib import Path
 
 from harness.config.groups import Run
-from harness.config.registry import TOKEN_REWARDS
+from harness.config.registry import GENERATIONS, TOKEN_REWARDS
+from harness.config.schema import ConfigError
 
 
 def grpo_kwargs(run: Run, output_dir: Path) -> dict:
@@ -51,10 +52,13 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
     args = grpo_config(run, output_dir)
     tokenizer = build_tokenizer(run.model)
     task = build_task(run.reward, tokenizer.eos_token)  # calls the rewards once: a broken one fails here
+    estimator = run.advantage.configured
+    step_separator = None
+    if GENERATIONS in estimator.needs and getattr(estimator.params, "separator", None) is not None:
+        step_separator = separator_ids(tokenizer, estimator.params.separator)
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
         model = build_model(run.model, tokenizer, output_dir)
-    estimator = run.advantage.configured
     trainer = HarnessGRPOTrainer(
         model=model,
         processing_class=tokenizer,
@@ -65,11 +69,24 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         estimator=estimator,
         token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
         credit_reference=task.credit_reference,
+        step_separator=step_separator,
     )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer
+
+
+def separator_ids(tokenizer, separator: str) -> list[int]:
+    """The token ids of `advantage.separator`, refused unless they decode back to it (no unknown or merged token):
+    a step boundary is matched on these ids in the sampled completions."""
+    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
+    if not ids or tokenizer.decode(ids) != separator or tokenizer.unk_token_id in ids:
+        raise ConfigError(
+            f"advantage.separator={separator!r} is not a token sequence of the model's tokenizer (it encodes to "
+            f"{ids}, which decodes to {tokenizer.decode(ids)!r}); give a string the tokenizer keeps, or advantage.every"
+        )
+    return ids
 
 
 def effective_precision(trainer) -> dict:

@@ -17,16 +17,20 @@ It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml)
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 
 import torch
 from accelerate.utils import AutocastKwargs
 from trl import GRPOTrainer
+from trl.data_utils import is_conversational
+from trl.models import unwrap_model_for_generation
 
 from harness.algorithms.advantages import per_sequence_values, process_advantages
 from harness.algorithms.batch import AdvantageBatch
 from harness.algorithms.credit.correlation import credit_corr_moments
+from harness.algorithms.credit.mc_value import step_starts, steps_every, steps_from_separator
 from harness.algorithms.noise_floor import noise_warning
 from harness.algorithms.stats import (
     MetricWindow,
@@ -49,14 +53,16 @@ class HarnessGRPOTrainer(GRPOTrainer):
         estimator: Configured | None = None,
         token_reward: Callable | None = None,
         credit_reference: Callable | None = None,
+        step_separator: list[int] | None = None,
         **kwargs,
     ):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
         token reward function, for an estimator that needs TOKEN_REWARDS. `credit_reference`: token rewards whose
-        process advantages are the true per-token credit (`reward.credit_reference`): `adv/credit_corr`."""
-        if estimator is not None and GENERATIONS in estimator.needs:
-            raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
+        process advantages are the true per-token credit (`reward.credit_reference`): `adv/credit_corr`.
+        `step_separator`: the token ids of `advantage.separator` for an estimator that needs GENERATIONS."""
         super().__init__(*args, **kwargs)
+        if estimator is not None and GENERATIONS in estimator.needs and self.use_vllm:
+            raise ValueError(f"advantage.estimator={estimator.name} generates with transformers, not vLLM")
         silence_known_warnings()  # trl's generation calls transformers' deprecated checkpointing aliases
         self.level = self.args.importance_sampling_level
         level = LEVELS.get(self.level)
@@ -66,6 +72,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.estimator = estimator
         self.token_reward = token_reward
         self.credit_reference = credit_reference
+        self.step_separator = step_separator
         # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
@@ -147,6 +154,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
             )
         if ENTROPIES in self.estimator.needs:
             local["entropies"] = self._sampling_entropies(output)
+        if GENERATIONS in self.estimator.needs:
+            local["steps"], local["step_values"] = self._monte_carlo_values(inputs, output)
         return local
 
     def estimate(
@@ -159,6 +168,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
         token_rewards: torch.Tensor | None = None,
         reward_mask: torch.Tensor | None = None,
         entropies: torch.Tensor | None = None,
+        steps: torch.Tensor | None = None,
+        step_values: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(this rank's, all ranks', all ranks' mask) advantages of the estimator, from this rank's rows.
 
@@ -177,6 +188,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
             token_rewards=None if token_rewards is None else self._gather_rows(token_rewards),
             reward_mask=None if reward_mask is None else self._gather_rows(reward_mask),
             entropies=None if entropies is None else self._gather_rows(entropies),
+            steps=None if steps is None else self._gather_rows(steps),
+            step_values=None if step_values is None else self._gather_rows(step_values),
         )
         all_advantages = self.estimator.compute(batch)
         if tuple(all_advantages.shape) != batch.shape:
@@ -224,6 +237,99 @@ class HarnessGRPOTrainer(GRPOTrainer):
                 compute_entropy=True,
             )
         return entropies.float()
+
+    def _monte_carlo_values(self, inputs: list[dict], output: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(steps (B, T), values (B, S)) of this rank's completions: VinePPO's Monte-Carlo value of every step's
+        prefix s_k (the prompt plus the completion's tokens before step k), the mean of the task's weighted reward
+        over K continuations sampled with the run's own generation settings (trl's `generation_config`).
+
+        All continuations of the generation step come from ONE batched `generate` call. A prefix shared by several
+        completions of a group (always s_0, the prompt) is sampled once and its value shared: the same state, the
+        same distribution. Each continuation is cut at its first end-of-sequence token and at
+        `max_completion_length` tokens of completion in all, as the sampled completions are. Logs `mc/generations`.
+        """
+        params = self.estimator.params
+        completion_mask = output["completion_mask"]
+        ids = output["completion_ids"]
+        if params.every is not None:
+            steps = steps_every(completion_mask, params.every)
+        else:
+            steps = steps_from_separator(ids, completion_mask, self.step_separator)
+        starts = step_starts(steps).tolist()
+        prompts = [row[m.bool()].tolist() for row, m in zip(output["prompt_ids"], output["prompt_mask"])]
+        completions = [row[m.bool()].tolist() for row, m in zip(ids, completion_mask)]
+        unique: dict[tuple, int] = {}  # (group, prefix tokens) -> index into `states`
+        states: list[tuple[int, list[int]]] = []  # (a row starting with that prefix, the prefix)
+        state_of = {}  # (row, step) -> index into `states`
+        for row, row_starts in enumerate(starts):
+            for step, start in enumerate(row_starts):
+                if start >= 0:
+                    key = (row // self.num_generations, tuple(completions[row][:start]))
+                    if key not in unique:
+                        unique[key] = len(states)
+                        states.append((row, completions[row][:start]))
+                    state_of[row, step] = unique[key]
+        k = params.rollouts
+        scores = self._score_continuations(inputs, prompts, states, k) if states else torch.zeros(0, k)
+        state_values = scores.nanmean(dim=1)  # NaN where no continuation was scored
+        values = torch.full((len(starts), max((len(r) for r in starts), default=0)), float("nan"))
+        for (row, step), index in state_of.items():
+            values[row, step] = state_values[index]
+        generations = torch.tensor([float(len(states) * k)], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            generations = self.accelerator.reduce(generations, reduction="sum")
+        self.metric_window.add({"mc/generations_sum": float(generations), "mc/generation_steps": 1.0}, {}, {})
+        return steps.to(ids.device), values.to(ids.device)
+
+    def _score_continuations(self, inputs: list[dict], prompts: list[list[int]], states: list, k: int):
+        """(len(states), k) weighted sequence rewards of k continuations of each state (row, completion prefix)."""
+        device = self.accelerator.device
+        pad = self.processing_class.pad_token_id
+        sequences = [prompts[row] + prefix for row, prefix in states for _ in range(k)]
+        width = max(map(len, sequences))
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=device)
+        attention = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
+        budget = [self.max_completion_length - len(prefix) for _, prefix in states for _ in range(k)]
+        config = copy.deepcopy(self.generation_config)
+        config.max_new_tokens = max(budget)
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
+        eos = set(self.eos_token_ids)
+        completion_ids = []
+        for index, row in enumerate(generated[:, width:].tolist()):
+            _, prefix = states[index // k]
+            continuation = row[: budget[index]]
+            end = next((t for t, token in enumerate(continuation) if token in eos), None)
+            completion_ids.append(prefix + (continuation if end is None else continuation[: end + 1]))
+        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+        rows = [row for row, _ in states for _ in range(k)]
+        prompt_texts = [inputs[row]["prompt"] for row in rows]
+        if is_conversational({"prompt": prompt_texts[0]}):
+            texts = [[{"role": "assistant", "content": text}] for text in texts]
+        columns = {key: [inputs[row][key] for row in rows] for key in inputs[0] if key != "prompt"}
+        scores = torch.full((len(rows), len(self.reward_funcs)), float("nan"))
+        for column, function in enumerate(self.reward_funcs):
+            if isinstance(function, torch.nn.Module):
+                raise ValueError("mc_value scores continuations with reward functions, not reward models")
+            values = function(
+                prompts=prompt_texts, completions=texts, completion_ids=completion_ids, trainer_state=self.state,
+                **columns,
+            )  # fmt: skip
+            scores[:, column] = torch.tensor([float("nan") if v is None else float(v) for v in values])
+        weights = self.reward_weights.detach().float().cpu().unsqueeze(0)
+        total = (scores * weights).nansum(dim=1)
+        total[torch.isnan(scores).all(dim=1)] = float("nan")
+        return total.reshape(len(states), k)
 
     def _token_rewards(
         self,
