@@ -78,7 +78,8 @@ class EntropyBonus:
         A_{i,t} = A_i + min(alpha * H_{i,t}, |A_i| / kappa)        H detached
 
     The clip keeps the term below |A_i| (kappa > 1): it never flips the advantage's sign, and alpha = 0 is
-    exactly the outcome advantage. alpha = 0.4, kappa = 2: the defaults reimplementations cite from the paper.
+    exactly the outcome advantage. alpha = 0.4, kappa = 2: the defaults reimplementations cite from the paper, not
+    checked against its text (the stored copies reachable here hold its abstract and introduction only).
     """
 
     alpha: float = ranged(0.4, ge=0, doc="weight of the entropy term (0: trl's outcome advantage)")
@@ -103,7 +104,8 @@ class Gtpo:
     with 0/1 rewards this keeps only the entropy redistribution (the outcome sign and alpha1 cancel).
     normalisation=outcome (this harness's variant): A_{i,t} = alpha1 A_i + alpha2 s_{i,t}, trl's outcome advantage
     plus the unnormalised entropy term s of the lines above; alpha2 = 0 is exactly the outcome advantage.
-    alpha1 = 1, alpha2 = 0.1: the paper's values. Groups with equal rewards get 0.
+    alpha1 = 1, alpha2 = 0.1: the paper's values as two reproductions quote them, not checked against its text (the
+    stored copies reachable here hold its abstract and introduction only). Groups with equal rewards get 0.
     """
 
     alpha1: float = ranged(1.0, ge=0, doc="weight of the sequence reward (outcome: of trl's advantage)")
