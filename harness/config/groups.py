@@ -196,6 +196,13 @@ class Objective:
 @dataclass(frozen=True, kw_only=True)
 class Stats:
     histogram_every: int = ranged(ge=0, doc="advantage histogram every N steps (0: never)")
+    credit_mc_every: int = ranged(
+        0,
+        ge=0,
+        doc="every N-th generation, Monte-Carlo step advantages as a reference credit: adv/credit_corr_mc (0: never)",
+    )
+    credit_mc_rollouts: int = ranged(4, ge=1, doc="continuations per step prefix of that reference")
+    credit_mc_tokens: int = ranged(1, ge=1, doc="that reference's steps: every N tokens")
 
 
 @dataclass(frozen=True, kw_only=True)

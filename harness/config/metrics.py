@@ -39,6 +39,10 @@ WHEN: dict[str, tuple[str, Callable[[Run], bool]]] = {
         "an estimator that generates (`advantage=mc_value`)",
         lambda run: GENERATIONS in run.advantage.configured.needs,
     ),
+    "credit_mc": (
+        "`stats.credit_mc_every` > 0 and a per-token estimator (logs whose window holds a reference generation)",
+        lambda run: run.stats.credit_mc_every > 0 and not run.advantage.configured.entry.per_sequence,
+    ),
     "credit": (
         "`reward.credit_reference` set and a per-token estimator (logs whose completions vary in both)",
         lambda run: run.reward.credit_reference is not None and not run.advantage.configured.entry.per_sequence,
@@ -93,6 +97,9 @@ CATALOGUE: tuple[Metric, ...] = (
            "between the per-token advantages the loss sees and the process advantages of the task's "
            "`reward.credit_reference` token rewards (the true credit), averaged over completions where both vary",
            f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments", when="credit"),
+    Metric("adv/credit_corr_mc", "as `adv/credit_corr`, against Monte-Carlo step advantages (`mc_value`'s, "
+           "`stats.credit_mc_rollouts` continuations per prefix): the credit check for any task",
+           f"{STATS}.finalize, from {TRAINER}", when="credit_mc"),
     Metric("mc/generations", "Monte-Carlo continuations sampled per generation step, all ranks (K per distinct "
            "step prefix: the cost of `mc_value`)", f"{STATS}.finalize, from harness.training.trainer",
            when="generations"),

@@ -70,6 +70,9 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
         credit_reference=task.credit_reference,
         step_separator=step_separator,
+        credit_mc=(stats.credit_mc_every, stats.credit_mc_rollouts, stats.credit_mc_tokens)
+        if (stats := run.stats).credit_mc_every > 0
+        else None,
     )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)

@@ -30,7 +30,7 @@ from trl.models import unwrap_model_for_generation
 from harness.algorithms.advantages import per_sequence_values, process_advantages
 from harness.algorithms.batch import AdvantageBatch
 from harness.algorithms.credit.correlation import credit_corr_moments
-from harness.algorithms.credit.mc_value import step_starts, steps_every, steps_from_separator
+from harness.algorithms.credit.mc_value import mc_value, step_starts, steps_every, steps_from_separator
 from harness.algorithms.noise_floor import noise_warning
 from harness.algorithms.stats import (
     MetricWindow,
@@ -54,12 +54,15 @@ class HarnessGRPOTrainer(GRPOTrainer):
         token_reward: Callable | None = None,
         credit_reference: Callable | None = None,
         step_separator: list[int] | None = None,
+        credit_mc: tuple[int, int, int] | None = None,
         **kwargs,
     ):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
         token reward function, for an estimator that needs TOKEN_REWARDS. `credit_reference`: token rewards whose
         process advantages are the true per-token credit (`reward.credit_reference`): `adv/credit_corr`.
-        `step_separator`: the token ids of `advantage.separator` for an estimator that needs GENERATIONS."""
+        `step_separator`: the token ids of `advantage.separator` for an estimator that needs GENERATIONS.
+        `credit_mc`: (every, rollouts, tokens) of `stats.credit_mc_*`: Monte-Carlo step advantages as a second
+        reference credit, `adv/credit_corr_mc`."""
         super().__init__(*args, **kwargs)
         if estimator is not None and GENERATIONS in estimator.needs and self.use_vllm:
             raise ValueError(f"advantage.estimator={estimator.name} generates with transformers, not vLLM")
@@ -73,6 +76,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.token_reward = token_reward
         self.credit_reference = credit_reference
         self.step_separator = step_separator
+        self.credit_mc = credit_mc
+        self._generations_seen = 0
         # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
@@ -110,6 +115,10 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
         if self.credit_reference is not None:
             self._record_credit(inputs, output, all_advantages, all_mask)
+        if self.credit_mc is not None:
+            self._generations_seen += 1
+            if (self._generations_seen - 1) % self.credit_mc[0] == 0:
+                self._record_credit_mc(inputs, output, all_advantages, all_mask)
         self.last_advantages = (all_advantages, all_mask)
         return output
 
@@ -131,6 +140,36 @@ class HarnessGRPOTrainer(GRPOTrainer):
         moments = credit_corr_moments(estimate.detach().float(), reference, all_mask)
         self.metric_window.add({key: float(value) for key, value in moments.items()}, {}, {})
 
+    def _record_credit_mc(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
+        """`adv/credit_corr_mc`: as `adv/credit_corr`, against `mc_value`'s Monte-Carlo step advantages (K =
+        `stats.credit_mc_rollouts` continuations per prefix, a step every `stats.credit_mc_tokens` tokens)."""
+        _, rollouts, tokens = self.credit_mc
+        steps, values = self._monte_carlo_values(inputs, output, rollouts, every=tokens, log=False)
+        rewards = self._all_rewards()
+        batch = AdvantageBatch(
+            rewards=rewards,
+            advantages=torch.zeros_like(rewards),
+            mask=all_mask,
+            completion_ids=self._gather_rows(output["completion_ids"]),
+            num_generations=self.num_generations,
+            scale=self.reward_scaling,
+            steps=self._gather_rows(steps),
+            step_values=self._gather_rows(values),
+        )
+        reference = mc_value(batch, rollouts, None, tokens)
+        estimate = all_advantages if all_advantages.dim() == 2 else all_advantages.unsqueeze(1) * all_mask
+        moments = credit_corr_moments(estimate.detach().float(), reference.float(), all_mask)
+        self.metric_window.add(
+            {key.replace("adv/credit_corr", "adv/credit_corr_mc"): float(v) for key, v in moments.items()}, {}, {}
+        )
+
+    def _all_rewards(self) -> torch.Tensor:
+        """All ranks' weighted sequence rewards (N,), NaN where no reward function scored a completion (trl's)."""
+        weights = self.reward_weights.to(self._rewards_per_func.device).unsqueeze(0)
+        all_rewards = (self._rewards_per_func * weights).nansum(dim=1)
+        all_rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan  # unscorable, as trl marks them
+        return all_rewards
+
     def _estimator_inputs(self, inputs: list[dict], output: dict, mask: torch.Tensor) -> dict | None:
         """This rank's rows of what the estimator reads; None when there is no estimator or the trainer cannot meet
         its needs (no token reward function: validation refuses such a config, and tests switch the token rewards
@@ -139,9 +178,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
             return None
         rows = len(inputs)
         start = self.accelerator.process_index * rows
-        weights = self.reward_weights.to(self._rewards_per_func.device).unsqueeze(0)
-        all_rewards = (self._rewards_per_func * weights).nansum(dim=1)
-        all_rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan  # unscorable, as trl marks them
+        all_rewards = self._all_rewards()
         local = {
             "mask": mask,
             "completion_ids": output["completion_ids"],
@@ -155,7 +192,10 @@ class HarnessGRPOTrainer(GRPOTrainer):
         if ENTROPIES in self.estimator.needs:
             local["entropies"] = self._sampling_entropies(output)
         if GENERATIONS in self.estimator.needs:
-            local["steps"], local["step_values"] = self._monte_carlo_values(inputs, output)
+            params = self.estimator.params
+            local["steps"], local["step_values"] = self._monte_carlo_values(
+                inputs, output, params.rollouts, every=params.every, separator=self.step_separator
+            )
         return local
 
     def estimate(
@@ -238,7 +278,15 @@ class HarnessGRPOTrainer(GRPOTrainer):
             )
         return entropies.float()
 
-    def _monte_carlo_values(self, inputs: list[dict], output: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def _monte_carlo_values(
+        self,
+        inputs: list[dict],
+        output: dict,
+        rollouts: int,
+        every: int | None = None,
+        separator: list[int] | None = None,
+        log: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(steps (B, T), values (B, S)) of this rank's completions: VinePPO's Monte-Carlo value of every step's
         prefix s_k (the prompt plus the completion's tokens before step k), the mean of the task's weighted reward
         over K continuations sampled with the run's own generation settings (trl's `generation_config`).
@@ -246,15 +294,15 @@ class HarnessGRPOTrainer(GRPOTrainer):
         All continuations of the generation step come from ONE batched `generate` call. A prefix shared by several
         completions of a group (always s_0, the prompt) is sampled once and its value shared: the same state, the
         same distribution. Each continuation is cut at its first end-of-sequence token and at
-        `max_completion_length` tokens of completion in all, as the sampled completions are. Logs `mc/generations`.
+        `max_completion_length` tokens of completion in all, as the sampled completions are. Steps: every `every`
+        tokens, else at each occurrence of the token ids `separator`. Logs `mc/generations` when `log`.
         """
-        params = self.estimator.params
         completion_mask = output["completion_mask"]
         ids = output["completion_ids"]
-        if params.every is not None:
-            steps = steps_every(completion_mask, params.every)
+        if every is not None:
+            steps = steps_every(completion_mask, every)
         else:
-            steps = steps_from_separator(ids, completion_mask, self.step_separator)
+            steps = steps_from_separator(ids, completion_mask, separator)
         starts = step_starts(steps).tolist()
         prompts = [row[m.bool()].tolist() for row, m in zip(output["prompt_ids"], output["prompt_mask"])]
         completions = [row[m.bool()].tolist() for row, m in zip(ids, completion_mask)]
@@ -269,16 +317,17 @@ class HarnessGRPOTrainer(GRPOTrainer):
                         unique[key] = len(states)
                         states.append((row, completions[row][:start]))
                     state_of[row, step] = unique[key]
-        k = params.rollouts
+        k = rollouts
         scores = self._score_continuations(inputs, prompts, states, k) if states else torch.zeros(0, k)
         state_values = scores.nanmean(dim=1)  # NaN where no continuation was scored
         values = torch.full((len(starts), max((len(r) for r in starts), default=0)), float("nan"))
         for (row, step), index in state_of.items():
             values[row, step] = state_values[index]
-        generations = torch.tensor([float(len(states) * k)], device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            generations = self.accelerator.reduce(generations, reduction="sum")
-        self.metric_window.add({"mc/generations_sum": float(generations), "mc/generation_steps": 1.0}, {}, {})
+        if log:
+            generations = torch.tensor([float(len(states) * k)], device=self.accelerator.device)
+            if self.accelerator.num_processes > 1:
+                generations = self.accelerator.reduce(generations, reduction="sum")
+            self.metric_window.add({"mc/generations_sum": float(generations), "mc/generation_steps": 1.0}, {}, {})
         return steps.to(ids.device), values.to(ids.device)
 
     def _score_continuations(self, inputs: list[dict], prompts: list[list[int]], states: list, k: int):

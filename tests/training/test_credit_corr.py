@@ -98,3 +98,29 @@ def test_a_task_without_a_reference_logs_none(tmp_path):
                        "debug=fast", "logger=none")  # fmt: skip
     trainer = build_trainer(run, tmp_path, [])
     assert trainer.credit_reference is None
+
+
+def test_monte_carlo_reference_credit_is_spearman_against_mc_values(tmp_path):
+    """`stats.credit_mc_every`: any estimator (here ktae) against mc_value's advantages on the same completions. The
+    reference is recomputed by the mc_value estimator itself in a second trainer with the same weights and seed: it
+    samples the same completions and then, from the same random state, the same continuations."""
+    common = ("reward=copy", "reward.token_function=null", "debug=fast", "logger=none")
+    run = parse_config(*common, "advantage=ktae", "stats.credit_mc_every=1", "stats.credit_mc_rollouts=2",
+                       "stats.credit_mc_tokens=2")  # fmt: skip
+    trainer = build_trainer(run, tmp_path / "ktae", [])
+    trainer.model.train()
+    batch = generation_batch(trainer, prompts=4)
+    trainer.metric_window.flush()
+    output = generate(trainer, batch)
+    logged = trainer.metric_window.flush()
+    assert "mc/generations" not in logged  # the reference's cost is not the estimator's
+    reference_run = parse_config(*common, "advantage=mc_value", "advantage.rollouts=2", "advantage.every=2")
+    reference_trainer = build_trainer(reference_run, tmp_path / "mc", [])
+    reference_trainer.model.load_state_dict(trainer.model.state_dict())
+    reference_trainer.model.train()
+    reference = generate(reference_trainer, batch)
+    assert torch.equal(reference["completion_ids"], output["completion_ids"])
+    mask = output["completion_mask"].bool()
+    expected, counted = expected_corr(output["advantages"], reference["advantages"], mask)
+    assert counted > 0
+    assert logged["adv/credit_corr_mc"] == pytest.approx(expected, abs=1e-6)
