@@ -6,6 +6,8 @@ It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml)
 - `_generate_and_score_completions`: replace trl's (B,) advantages with the estimator's, computed on all ranks' rows
   (a per-token estimator's are (B, T); a per-sequence estimator's stay (B,)); record advantage statistics.
 - `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
+- after the advantages, `adv/credit_corr` (and `adv/credit_corr_mc`) against a reference credit, and `mc_value`'s
+  Monte-Carlo continuations: harness/training/credit.py, which this trainer calls.
 - `_get_per_token_logps_and_entropies`: during generation, when an estimator needs the sampling policy's entropies
   and trl computes old log-probs anyway, ask that same pass for the entropies (see `_sampling_entropies` for the
   cost); inside the loss, once the current log-probs exist, record clip and ratio
@@ -17,20 +19,15 @@ It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml)
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Callable
 
 import torch
 from accelerate.utils import AutocastKwargs
 from trl import GRPOTrainer
-from trl.data_utils import is_conversational
-from trl.models import unwrap_model_for_generation
 
-from harness.algorithms.advantages import per_sequence_values, process_advantages
+from harness.algorithms.advantages import per_sequence_values
 from harness.algorithms.batch import AdvantageBatch
-from harness.algorithms.credit.correlation import credit_corr_moments
-from harness.algorithms.credit.mc_value import mc_value, step_starts, steps_every, steps_from_separator
 from harness.algorithms.noise_floor import noise_warning
 from harness.algorithms.stats import (
     MetricWindow,
@@ -43,6 +40,7 @@ from harness.algorithms.stats import (
 from harness.algorithms.token_spans import LazySpans
 from harness.config.levels import LEVELS
 from harness.config.registry import ENTROPIES, GENERATIONS, TOKEN_REWARDS, Configured, resolve
+from harness.training import credit
 from harness.training.console import note, silence_known_warnings
 
 
@@ -123,45 +121,12 @@ class HarnessGRPOTrainer(GRPOTrainer):
         return output
 
     def _record_credit(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
-        """`adv/credit_corr`: within each completion, Spearman's rho between the advantages the loss sees and the
-        process advantages (DeepSeekMath, gamma = 1, trl's scaling) of the task's reference token rewards, on all
-        ranks' rows. The reference is scored whatever the run trains on; it never reaches the loss."""
-        rewards, carries = self._token_rewards(
-            inputs, output["completion_ids"], output["completion_mask"], self.credit_reference
-        )
-        reference = process_advantages(
-            self._gather_rows(rewards),
-            all_mask.to(rewards.dtype),
-            self.num_generations,
-            reward_mask=self._gather_rows(carries),
-            scale=self.reward_scaling,
-        )
-        estimate = all_advantages if all_advantages.dim() == 2 else all_advantages.unsqueeze(1) * all_mask
-        moments = credit_corr_moments(estimate.detach().float(), reference, all_mask)
-        self.metric_window.add({key: float(value) for key, value in moments.items()}, {}, {})
+        """`adv/credit_corr` against the task's reference token rewards (harness/training/credit.py)."""
+        self.metric_window.add(credit.reference_moments(self, inputs, output, all_advantages, all_mask), {}, {})
 
     def _record_credit_mc(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
-        """`adv/credit_corr_mc`: as `adv/credit_corr`, against `mc_value`'s Monte-Carlo step advantages (K =
-        `stats.credit_mc_rollouts` continuations per prefix, a step every `stats.credit_mc_tokens` tokens)."""
-        _, rollouts, tokens = self.credit_mc
-        steps, values = self._monte_carlo_values(inputs, output, rollouts, every=tokens, log=False)
-        rewards = self._all_rewards()
-        batch = AdvantageBatch(
-            rewards=rewards,
-            advantages=torch.zeros_like(rewards),
-            mask=all_mask,
-            completion_ids=self._gather_rows(output["completion_ids"]),
-            num_generations=self.num_generations,
-            scale=self.reward_scaling,
-            steps=self._gather_rows(steps),
-            step_values=self._gather_rows(values),
-        )
-        reference = mc_value(batch, rollouts, None, tokens)
-        estimate = all_advantages if all_advantages.dim() == 2 else all_advantages.unsqueeze(1) * all_mask
-        moments = credit_corr_moments(estimate.detach().float(), reference.float(), all_mask)
-        self.metric_window.add(
-            {key.replace("adv/credit_corr", "adv/credit_corr_mc"): float(v) for key, v in moments.items()}, {}, {}
-        )
+        """`adv/credit_corr_mc` against Monte-Carlo step advantages (harness/training/credit.py)."""
+        self.metric_window.add(credit.monte_carlo_moments(self, inputs, output, all_advantages, all_mask), {}, {})
 
     def _all_rewards(self) -> torch.Tensor:
         """All ranks' weighted sequence rewards (N,), NaN where no reward function scored a completion (trl's)."""
@@ -193,8 +158,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
             local["entropies"] = self._sampling_entropies(output)
         if GENERATIONS in self.estimator.needs:
             params = self.estimator.params
-            local["steps"], local["step_values"] = self._monte_carlo_values(
-                inputs, output, params.rollouts, every=params.every, separator=self.step_separator
+            local["steps"], local["step_values"] = credit.monte_carlo_values(
+                self, inputs, output, params.rollouts, every=params.every, separator=self.step_separator
             )
         return local
 
@@ -277,108 +242,6 @@ class HarnessGRPOTrainer(GRPOTrainer):
                 compute_entropy=True,
             )
         return entropies.float()
-
-    def _monte_carlo_values(
-        self,
-        inputs: list[dict],
-        output: dict,
-        rollouts: int,
-        every: int | None = None,
-        separator: list[int] | None = None,
-        log: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(steps (B, T), values (B, S)) of this rank's completions: VinePPO's Monte-Carlo value of every step's
-        prefix s_k (the prompt plus the completion's tokens before step k), the mean of the task's weighted reward
-        over K continuations sampled with the run's own generation settings (trl's `generation_config`).
-
-        All continuations of the generation step come from ONE batched `generate` call. A prefix shared by several
-        completions of a group (always s_0, the prompt) is sampled once and its value shared: the same state, the
-        same distribution. Each continuation is cut at its first end-of-sequence token and at
-        `max_completion_length` tokens of completion in all, as the sampled completions are. Steps: every `every`
-        tokens, else at each occurrence of the token ids `separator`. Logs `mc/generations` when `log`.
-        """
-        completion_mask = output["completion_mask"]
-        ids = output["completion_ids"]
-        if every is not None:
-            steps = steps_every(completion_mask, every)
-        else:
-            steps = steps_from_separator(ids, completion_mask, separator)
-        starts = step_starts(steps).tolist()
-        prompts = [row[m.bool()].tolist() for row, m in zip(output["prompt_ids"], output["prompt_mask"])]
-        completions = [row[m.bool()].tolist() for row, m in zip(ids, completion_mask)]
-        unique: dict[tuple, int] = {}  # (group, prefix tokens) -> index into `states`
-        states: list[tuple[int, list[int]]] = []  # (a row starting with that prefix, the prefix)
-        state_of = {}  # (row, step) -> index into `states`
-        for row, row_starts in enumerate(starts):
-            for step, start in enumerate(row_starts):
-                if start >= 0:
-                    key = (row // self.num_generations, tuple(completions[row][:start]))
-                    if key not in unique:
-                        unique[key] = len(states)
-                        states.append((row, completions[row][:start]))
-                    state_of[row, step] = unique[key]
-        k = rollouts
-        scores = self._score_continuations(inputs, prompts, states, k) if states else torch.zeros(0, k)
-        state_values = scores.nanmean(dim=1)  # NaN where no continuation was scored
-        values = torch.full((len(starts), max((len(r) for r in starts), default=0)), float("nan"))
-        for (row, step), index in state_of.items():
-            values[row, step] = state_values[index]
-        if log:
-            generations = torch.tensor([float(len(states) * k)], device=self.accelerator.device)
-            if self.accelerator.num_processes > 1:
-                generations = self.accelerator.reduce(generations, reduction="sum")
-            self.metric_window.add({"mc/generations_sum": float(generations), "mc/generation_steps": 1.0}, {}, {})
-        return steps.to(ids.device), values.to(ids.device)
-
-    def _score_continuations(self, inputs: list[dict], prompts: list[list[int]], states: list, k: int):
-        """(len(states), k) weighted sequence rewards of k continuations of each state (row, completion prefix)."""
-        device = self.accelerator.device
-        pad = self.processing_class.pad_token_id
-        sequences = [prompts[row] + prefix for row, prefix in states for _ in range(k)]
-        width = max(map(len, sequences))
-        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=device)
-        attention = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
-        budget = [self.max_completion_length - len(prefix) for _, prefix in states for _ in range(k)]
-        config = copy.deepcopy(self.generation_config)
-        config.max_new_tokens = max(budget)
-        with (
-            unwrap_model_for_generation(
-                self.model_wrapped,
-                self.accelerator,
-                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                generation_kwargs=self.generation_kwargs,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as unwrapped,
-            torch.no_grad(),
-            self._dist.summon_full_params(self.model_wrapped, recurse=False),
-        ):
-            generated = unwrapped.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
-        eos = set(self.eos_token_ids)
-        completion_ids = []
-        for index, row in enumerate(generated[:, width:].tolist()):
-            _, prefix = states[index // k]
-            continuation = row[: budget[index]]
-            end = next((t for t, token in enumerate(continuation) if token in eos), None)
-            completion_ids.append(prefix + (continuation if end is None else continuation[: end + 1]))
-        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        rows = [row for row, _ in states for _ in range(k)]
-        prompt_texts = [inputs[row]["prompt"] for row in rows]
-        if is_conversational({"prompt": prompt_texts[0]}):
-            texts = [[{"role": "assistant", "content": text}] for text in texts]
-        columns = {key: [inputs[row][key] for row in rows] for key in inputs[0] if key != "prompt"}
-        scores = torch.full((len(rows), len(self.reward_funcs)), float("nan"))
-        for column, function in enumerate(self.reward_funcs):
-            if isinstance(function, torch.nn.Module):
-                raise ValueError("mc_value scores continuations with reward functions, not reward models")
-            values = function(
-                prompts=prompt_texts, completions=texts, completion_ids=completion_ids, trainer_state=self.state,
-                **columns,
-            )  # fmt: skip
-            scores[:, column] = torch.tensor([float("nan") if v is None else float(v) for v in values])
-        weights = self.reward_weights.detach().float().cpu().unsqueeze(0)
-        total = (scores * weights).nansum(dim=1)
-        total[torch.isnan(scores).all(dim=1)] = float("nan")
-        return total.reshape(len(states), k)
 
     def _token_rewards(
         self,
