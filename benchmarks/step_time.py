@@ -11,7 +11,7 @@ The credit estimators (`--only estimators`): each estimator's HarnessGRPOTrainer
 for), built once each and trained in alternating rounds as above; the ratio is estimator / outcome (target <= 1.05
 for entropy_bonus, gtpo, ktae; mc_value prints its factor and the Monte-Carlo continuations per generation step).
 
-    python benchmarks/step_time.py [--rounds 10] [--steps 20] [--only levels|estimators]
+    python benchmarks/step_time.py [--rounds 10] [--steps 20] [--only levels|estimators] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 class StepTimer(TrainerCallback):
+    clock = staticmethod(time.perf_counter)  # `--clock cpu`: this process's CPU time, robust on a shared machine
+
     def __init__(self):
         self.times: list[float] = []
         self.rounds: list[float] = []
@@ -46,10 +51,10 @@ class StepTimer(TrainerCallback):
         self.times = []
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
+        self.times.append(self.clock() - self._start)
 
 
 def build_pair(level: str, advantage: str, steps: int, workdir: Path):
@@ -157,7 +162,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--only", choices=["levels", "estimators"], default=None)
+    parser.add_argument(
+        "--clock", choices=list(CLOCK), default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (all threads), for a machine other jobs share",
+    )  # fmt: skip
     args = parser.parse_args()
+    StepTimer.clock = staticmethod(CLOCK[args.clock])
     import logging
 
     from harness.config.levels import LEVELS
