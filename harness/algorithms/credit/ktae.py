@@ -26,7 +26,8 @@ Harness choices (not from the paper): the frequency ratios carry add-one smoothi
 a key token of one set has tf = 0 in the other and the paper's ratio is then undefined. Defaults h1 = h2 = h3 = 1,
 k1 = 1.2, b_bm25 = 0.75: the stored copies of the paper reachable here (arXiv HTML v2, summaries) hold its abstract
 and introduction, not its experiments section, so h1..h3 are unit weights and (k1, b) are BM25's customary values
-(Robertson et al.), not values read off the paper. h1 = h2 = 0 switches the shaping off and gives exactly trl's outcome advantage.
+(Robertson et al.), not values read off the paper. h1 = h2 = 0 switches the shaping off and gives exactly trl's
+outcome advantage.
 """
 
 from __future__ import annotations
