@@ -43,6 +43,9 @@ def check_study(
 ) -> tuple[dict, list[Param], list[str], optuna.pruners.BasePruner]:
     """The study file checked against the composed config, writing nothing: (spec, parameters, trial base, pruner)."""
     spec = _study_spec(cfg)
+    # A study chosen by an experiment preset (`experiment=tuned_comparison`): its trials are single runs of that preset.
+    if any(o.lstrip("+~").startswith("experiment=") for o in job_overrides):
+        job_overrides = [*job_overrides, "~sweep"]
     worker_type, bounds = key_type("worker")
     convert(worker_type, cfg.get("worker"), "worker", bounds)
     space = spec["space"]
@@ -66,6 +69,24 @@ def check_study(
     ]
     build_sampler(spec["sampler"], params, seed=0)
     return spec, params, base, build_pruner(spec["pruner"])
+
+
+def check_arms(arms: dict[str, list[Param]]) -> None:
+    """The studies of one multirun (a tuned comparison's arms) must share a parameter: the same key over the same
+    range in every arm; otherwise their tuning budgets buy different things and the comparison says nothing."""
+    if len(arms) < 2:
+        return
+    shared = set.intersection(*({_definition(p) for p in params} for params in arms.values()))
+    if not shared:
+        names = ", ".join(arms)
+        raise ConfigError(
+            f"tuned comparison: the arms' studies ({names}) share no parameter of sweep.space (the same key over the "
+            "same range in every arm); give them one, e.g. sweep.space.lr"
+        )
+
+
+def _definition(param: Param) -> tuple:
+    return param.key, param.kind, param.low, param.high, param.log, param.step, param.choices
 
 
 def _level(spec: dict, job_overrides: list[str], config_name: str) -> str:
