@@ -32,11 +32,14 @@ CONFIG_ONLY = {
 }  # fmt: skip
 # Study files (the `sweep` group, a link to sweeps/) open a storage to validate: tests/study/test_study.py checks each one.
 # GPU presets need trainer=gpu and packages this machine lacks: tests/config/test_gpu_presets.py checks each one.
+# An experiment preset that runs studies (one per arm) is not a single run: tests/study/test_tuned_comparison.py.
+STUDY_PRESETS = {("experiment", "tuned_comparison")}
 OPTIONS = [
     (group, option)
     for group in config_groups()
     if group != "sweep" and group not in GPU_GROUPS
     for option in group_options(group)
+    if (group, option) not in STUDY_PRESETS
 ]
 
 
