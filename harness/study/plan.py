@@ -162,7 +162,8 @@ def arm_space(spec: dict, level: str) -> dict:
             f"sweep.level_space.{unknown[0]} is not an importance_sampling.level; allowed: {', '.join(LEVELS.names())}"
         )
     extra = spec["level_space"].get(level) or {}
-    if spec["level_space"] and any(str(p.get("key", label)) == "importance_sampling" for label, p in spec["space"].items()):
+    chooses_level = any(str(p.get("key", label)) == "importance_sampling" for label, p in spec["space"].items())
+    if spec["level_space"] and chooses_level:
         raise ConfigError("sweep.level_space needs the level fixed by the study, but sweep.space also chooses it")
     clash = sorted(set(extra) & set(spec["space"]))
     if clash:
