@@ -315,10 +315,10 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     values = suggest(sweep.params, trial)
     # The seed is explicit in every trial's overrides (and its reproducing command); a finalist's is a fresh one.
     seed = finalist["seed"] if finalist else sweep.seed
-    seeds = [] if any(p.key == "seed" for p in sweep.params) else [f"seed={seed}"]
-    overrides = [
-        *sweep.base, *seeds, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"
-    ]  # fmt: skip
+    base, seeds = sweep.base, []
+    if not any(p.key == "seed" for p in sweep.params):  # one `seed=`: the command line's, if any, replaced
+        base, seeds = [o for o in sweep.base if o.lstrip("+").partition("=")[0] != "seed"], [f"seed={seed}"]
+    overrides = [*base, *seeds, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"]
     trial_dir = sweep.dir / f"trial-{trial.number:04d}"
     trial.set_user_attr("dir", str(trial_dir))
     trial.set_user_attr("command", reproduce_command(overrides))
