@@ -89,8 +89,8 @@ def check_fills_a_batch(run: Run, args, rows: int) -> None:
             "trainer.generation_batch_size"
             if run.trainer.get("generation_batch_size")
             else (
-                f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x {args.world_size} process(es)"
-                f" x trainer.steps_per_generation={args.steps_per_generation}"
+                f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x {args.world_size} "
+                f"process(es) x trainer.steps_per_generation={args.steps_per_generation}"
             )
         )
         raise ConfigError(
