@@ -12,7 +12,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf.basecontainer import BaseContainer
 
-from harness.config import trainer_fields
+from harness.config import dependent_fields, trainer_fields
 from harness.config.compose import check_overrides
 from harness.config.metrics import logged_metrics
 from harness.config.options import CONF_DIR, config_groups, group_options
@@ -83,11 +83,13 @@ def test_trainer_rules_name_real_fields():
 
 
 def test_every_grpo_field_is_set_without_plus(tmp_path):
-    # All fields at once, each at trl's default (max_steps=-1 means "epochs", refused here; use_cpu=false wants a GPU).
+    # All fields at once, each at trl's default (max_steps=-1 means "epochs", refused here; use_cpu=false wants a GPU;
+    # the fields that are dead without their switch, harness/config/dependent_fields.py, are refused set alone).
+    dead = {*dependent_fields.RULES, *dependent_fields.ALWAYS_DEAD}
     fields = {
         name: field.default
         for name, field in trainer_fields.load().items()
-        if name not in TRAINER_OWNERS and field.default is not None and name not in ("max_steps", "use_cpu")
+        if name not in {*TRAINER_OWNERS, *dead} and field.default is not None and name not in ("max_steps", "use_cpu")
     }
     run = parse_config("logger=none", *(f"trainer.{name}={hydra_value(value)}" for name, value in fields.items()))
     assert fields.items() <= run.trainer.items()
@@ -283,8 +285,8 @@ STUDY_FILES = {
 # Found only once the job runs (datasets and rewards are instantiated before the model is built).
 JOB_TIME = [
     ("empty dataset", ["reward.dataset.size=0"], "reward.dataset (harness.tasks.strings.copy_dataset) is empty"),
-    ("reward count", ["reward.functions.position_accuracy.fn._target_=tests.bad_rewards.wrong_count"], "reward.functions.position_accuracy returned 3 values for 2 completions"),
-    ("reward NaN", ["reward.functions.position_accuracy.fn._target_=tests.bad_rewards.nan_reward"], "reward.functions.position_accuracy returned nan for completion 0"),
+    ("reward count", ["reward.functions.position_accuracy.fn._target_=tests.bad_rewards.wrong_count"], "reward.functions.position_accuracy (tests.bad_rewards.wrong_count) returned 3 values for 2 completions on call 1"),
+    ("reward NaN", ["reward.functions.position_accuracy.fn._target_=tests.bad_rewards.nan_reward"], "reward.functions.position_accuracy (tests.bad_rewards.nan_reward) returned nan for completion 0 on call 1"),
 ]  # fmt: skip
 
 
