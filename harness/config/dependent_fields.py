@@ -61,30 +61,46 @@ RULES: dict[str, Needs] = {
     "dataloader_persistent_workers": Needs("dataloader_num_workers", _positive, "is > 0"),
     "dataloader_prefetch_factor": Needs("dataloader_num_workers", _positive, "is > 0"),
     "dataloader_multiprocessing_context": Needs("dataloader_num_workers", _positive, "is > 0"),
-    "length_column_name": Needs("train_sampling_strategy", _is("group_by_length", "batch_rebalance"), "is group_by_length or batch_rebalance"),
+    "length_column_name": Needs(
+        "train_sampling_strategy", _is("group_by_length", "batch_rebalance"), "is group_by_length or batch_rebalance"
+    ),
     "transformers_continuous_batching_config": Needs("use_transformers_continuous_batching", _truthy, TRUE),
     # generation: vLLM's settings only with vLLM, each mode's own only in that mode; transformers' cache without it
     **{
         name: Needs("use_vllm", _truthy, TRUE)
         for name in (
-            "vllm_mode", "vllm_model_impl", "vllm_structured_outputs_regex", "vllm_importance_sampling_correction",
+            "vllm_mode",
+            "vllm_model_impl",
+            "vllm_structured_outputs_regex",
+            "vllm_importance_sampling_correction",
             "vllm_importance_sampling_cap",
         )
     },  # fmt: skip
     **{
         name: Needs("vllm_mode", _is("server"), "is server")
-        for name in ("vllm_server_base_url", "vllm_server_host", "vllm_server_port", "vllm_server_timeout",
-                     "vllm_group_port")
+        for name in (
+            "vllm_server_base_url",
+            "vllm_server_host",
+            "vllm_server_port",
+            "vllm_server_timeout",
+            "vllm_group_port",
+        )
     },  # fmt: skip
     **{
         name: Needs("vllm_mode", _is("colocate"), "is colocate")
-        for name in ("vllm_gpu_memory_utilization", "vllm_tensor_parallel_size", "vllm_max_model_length",
-                     "vllm_enable_sleep_mode")
+        for name in (
+            "vllm_gpu_memory_utilization",
+            "vllm_tensor_parallel_size",
+            "vllm_max_model_length",
+            "vllm_enable_sleep_mode",
+        )
     },  # fmt: skip
     **{
         name: Needs("vllm_importance_sampling_correction", _truthy, TRUE)
         for name in (
-            "vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max", "vllm_importance_sampling_clip_min"
+            "vllm_importance_sampling_mode",
+            "vllm_importance_sampling_clip_max",
+            "vllm_importance_sampling_clip_min",
         )
     },  # fmt: skip
     "cache_implementation": Needs("use_vllm", lambda v: not v, "is false"),

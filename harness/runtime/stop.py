@@ -2,8 +2,9 @@
 
 A signal only records a stop request. Training stops at the end of the current optimizer step; the job then writes
 its metrics, summary.json (`status: interrupted`) and finishes its wandb run, and the process exits 128 + the signal
-number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP: a closed terminal or SSH session) with one line on stderr. A second signal, or a signal outside a job (while
-Hydra composes, while torch imports), exits at once: there is nothing to save yet, or the user insists.
+number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP: a closed terminal or SSH session) with one line on stderr.
+A second signal, or a signal outside a job (while Hydra composes, while torch imports), exits at once: there is
+nothing to save yet, or the user insists.
 """
 
 from __future__ import annotations
