@@ -104,7 +104,8 @@ def check_job(cfg: DictConfig, job: list[str], multirun: bool, checks_dir: bool)
     if cfg.get("sweep") is None:
         parse(cfg)
     else:
-        check_study(cfg, [o for o in job if not is_sweep_override(o) and not o.lstrip("+~").startswith("hydra")])
+        job_overrides = [o for o in job if not is_sweep_override(o) and not o.lstrip("+~").startswith("hydra")]
+        check_study(cfg, job_overrides, command_line=job)
     if checks_dir:
         directory = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
         check_writable(Path(directory), "hydra.sweep.dir" if multirun else "hydra.run.dir")
