@@ -141,7 +141,7 @@ BAD_INPUTS = [
     ("unknown option preset", ["debug=slow"], "debug=slow is not an option; allowed: fast"),
     ("unknown flag", ["--foo"], "--foo is not an option of python -m harness.run"),
     ("two modes", ["-m", "--cfg", "job", "seed=0,1"], "only one of --run, --multirun (-m) and --cfg can be given"),
-    ("key not in option", ["advantage=outcome", "advantage.gamma=0.5"], "Could not override 'advantage.gamma'"),
+    ("key not in option", ["advantage=outcome", "advantage.gamma=0.5"], "advantage.gamma only applies to advantage.estimator=process; remove it"),
     # unknown keys, everywhere, with a did-you-mean
     ("top-level trainer field", ["+learning_rate=1e-3"], "learning_rate is not a config key; did you mean trainer.learning_rate?"),
     ("top-level without +", ["learning_rate=1e-3"], "did you mean trainer.learning_rate?"),
