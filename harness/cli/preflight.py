@@ -103,11 +103,17 @@ def check_distinct(planned: list[list[str]], identities: list) -> None:
     for number, identity in enumerate(identities):
         for first in range(number):
             if identities[first] == identity:
-                job, earlier = planned[number], planned[first]
                 raise ConfigError(
-                    f"the multirun runs the same job twice: job {first} ({' '.join(earlier) or 'no overrides'}) and "
-                    f"job {number} ({' '.join(job) or 'no overrides'}); drop one of the repeated values"
+                    f"the multirun runs the same job twice: job {first} ({shown(planned[first])}) and job {number} "
+                    f"({shown(planned[number])}); drop one of the repeated values"
                 )
+
+
+def shown(job: list[str]) -> str:
+    """A job's overrides as a message shows them: as the user wrote them (trainer fields without the `++` that
+    `normalise` adds), Hydra's own keys left out."""
+    mine = [o.removeprefix("++") for o in job if not o.lstrip("+~").startswith("hydra")]
+    return " ".join(mine) or "no overrides"
 
 
 @contextlib.contextmanager
@@ -203,5 +209,5 @@ def check_trainer_configs(jobs: list[list[str]], runs: list) -> None:
                 with building("trl's GRPOConfig refused the trainer settings", trainer=run.trainer):
                     grpo_config(run, Path(scratch))
             except ConfigError as error:
-                raise ConfigError(f"job {number} ({' '.join(job)}): {error}") from None
+                raise ConfigError(f"job {number} ({shown(job)}): {error}") from None
             built.append(run)
