@@ -13,26 +13,24 @@ def raises_on_first_call(completions, **_):
     raise RuntimeError("the scoring service is down")
 
 
-# Rewards that pass the pre-flight call (call 1) and fail later, as user code does once real completions arrive:
-# call N counts across the run (trl calls each reward once per generation batch).
-_calls = {"nan": 0, "count": 0, "raise": 0}
+class FailsOnCall:
+    """A reward that passes its pre-flight call (call 1) and the first generations, then fails on call `call`, as user
+    code does once real completions arrive: `how` is nan (returns NaN), count (one value too few) or raise
+    (ZeroDivisionError). Instantiated once per run (`_partial_: false`), so the count is the run's:
+    `reward.functions.NAME.fn={_target_: tests.bad_rewards.FailsOnCall, how: nan}`."""
 
+    def __init__(self, how: str = "nan", call: int = 3):
+        self.how, self.call, self.calls = how, call, 0
 
-def nan_on_third_call(completions, **_):
-    _calls["nan"] += 1
-    return [float("nan") if _calls["nan"] >= 3 else 0.0] * len(completions)
-
-
-def wrong_count_on_third_call(completions, **_):
-    _calls["count"] += 1
-    return [0.0] * (len(completions) - (1 if _calls["count"] >= 3 else 0))
-
-
-def raises_on_third_call(completions, **_):
-    _calls["raise"] += 1
-    if _calls["raise"] >= 3:
+    def __call__(self, completions, **_):
+        self.calls += 1
+        if self.calls < self.call:
+            return [0.0] * len(completions)
+        if self.how == "nan":
+            return [float("nan")] * len(completions)
+        if self.how == "count":
+            return [0.0] * (len(completions) - 1)
         return [1 / 0 for _ in completions]
-    return [0.0] * len(completions)
 
 
 def token_raises_on_first_call(tokens, **_):
