@@ -5,15 +5,24 @@ uses `token_spans` (each generated token's character span in the completion text
 tokenizer, character-level or subword.
 """
 
+import itertools
 import random
 
 
-def reverse_dataset(size: int, length: int, seed: int):
+def reverse_dataset(size: int, length: int, seed: int, split: str = "train"):
+    """`size` rows of `split`: training words drawn with repetition; held-out (`test`) words, the ones `is_heldout`
+    picks and training never sees, drawn without."""
     from datasets import Dataset
 
+    from harness.tasks.splits import is_heldout
+
     rng = random.Random(seed)
-    words = ["".join(rng.choice("abcdef") for _ in range(length)) for _ in range(size)]
-    return Dataset.from_list([{"prompt": f"{w}:", "target": w[::-1]} for w in words])
+    words = ["".join(letters) for letters in itertools.product("abcdef", repeat=length)]
+    pool = [w for w in words if is_heldout(f"{w}:") == (split == "test")]
+    if split == "test" and size > len(pool):
+        raise ValueError(f"eval.size={size} is larger than the held-out split of reverse ({len(pool)} words)")
+    chosen = rng.sample(pool, size) if split == "test" else [rng.choice(pool) for _ in range(size)]
+    return Dataset.from_list([{"prompt": f"{w}:", "target": w[::-1]} for w in chosen])
 
 
 def reversed_right(completions, target, **_):

@@ -146,7 +146,7 @@ def test_bpe_chat_model_with_conversational_prompts_trains(bpe_tokenizer, tmp_pa
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", "logger=none", "model=local", f"model.path={model_dir}", "reward.max_completion_length=6",
-        "reward.dataset._target_=tests.chat_task.chat_copy_dataset", "~reward.dataset.length", "~reward.dataset.alphabet",
+        "reward.dataset._target_=tests.chat_task.chat_copy_dataset", "~reward.dataset.length", "~reward.dataset.alphabet", "reward.eval_dataset=null",
         "reward.functions.position_accuracy.fn._target_=tests.chat_task.chat_accuracy",
         "reward.token_function._target_=tests.chat_task.chars_in_place", f"hydra.run.dir={run_dir}",
     )  # fmt: skip
