@@ -8,9 +8,7 @@ so each is refused in one line naming the `eval.*` key that does its job.
 
 from __future__ import annotations
 
-import importlib
-
-from harness.config.schema import ConfigError, require
+from harness.config.schema import ConfigError, imported, require
 
 # The functions take a `harness.config.groups.Run` (not imported: groups imports this module's field table).
 
@@ -57,7 +55,7 @@ def check_eval(run) -> None:
     if not evaluates(run):
         return
     node = run.reward.eval_dataset
-    size_of = getattr(_import(node["_target_"]), "split_size", None)  # embedded tasks count their split exactly
+    size_of = getattr(imported(node["_target_"]), "split_size", None)  # embedded tasks count their split exactly
     if size_of is not None:
         available = size_of(**{key: value for key, value in node.items() if not key.startswith("_")})
         require(
@@ -76,8 +74,3 @@ def check_eval_metric(run, metric: str, key: str) -> None:
         f"{key}={metric} is a held-out metric but reward={run.reward.name} has no reward.eval_dataset; give one "
         "(a `_target_` returning rows with a `prompt`) or name a training metric"
     )
-
-
-def _import(path: str):
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)

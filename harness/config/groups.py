@@ -5,7 +5,6 @@ config reference reads them). `harness.config.validate.parse` builds a `Run` fro
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import typing
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from harness.config.estimators import ESTIMATORS
 from harness.config.levels import LEVELS
 from harness.config.options import CONF_DIR
 from harness.config.registry import Configured
-from harness.config.schema import SEED, ConfigError, convert, did_you_mean, doc, field_names, ranged
+from harness.config.schema import SEED, ConfigError, convert, did_you_mean, doc, field_names, imported, ranged
 from harness.config.trainer_args import parse_trainer
 
 # cispo detaches its weight (sequence_token == sequence there) and vespo computes its own sequence weight (ignores
@@ -61,7 +60,7 @@ def target(value, path: str) -> dict:
         raise ConfigError(f"{path}._target_ is required (a dotted path to a function)")
     module, _, name = value["_target_"].rpartition(".")
     try:
-        function = getattr(importlib.import_module(module), name)
+        function = imported(value["_target_"])
     except (ImportError, AttributeError, ValueError):
         moved = MOVED_MODULES.get(module)
         hint = f" (the module moved: use {moved}.{name})" if moved else ""

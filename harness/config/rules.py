@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import typing
 from pathlib import Path
@@ -16,7 +15,7 @@ from harness.config.groups import LEVEL_BLIND_LOSSES, Logger, LossType, Model, R
 from harness.config.metrics import check_metric
 from harness.config.options import CONF_DIR, group_options
 from harness.config.registry import TOKEN_REWARDS
-from harness.config.schema import ConfigError, require
+from harness.config.schema import ConfigError, imported, require
 
 
 def check_rules(run: Run) -> None:
@@ -65,17 +64,11 @@ def check_needs(run: Run) -> None:
     if TOKEN_REWARDS not in needs and reward.token_function is not None:
         token_target = reward.token_function["_target_"]
         require(
-            not getattr(_import(token_target), "is_reward_model", False),
+            not getattr(imported(token_target), "is_reward_model", False),
             f"reward.token_function is a reward model ({token_target.rsplit('.', 1)[-1]}) but advantage="
             f"{advantage.name} does not use token rewards: it would be loaded and ignored; use advantage="
             f"{'/'.join(name for name in group_options('advantage') if TOKEN_REWARDS in _option_needs(name))}",
         )
-
-
-def _import(path: str):
-    """The object a `_target_` names (already checked to import by `groups.target`)."""
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def check_logger(logger: Logger) -> None:

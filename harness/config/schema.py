@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import math
 import operator
 import types
@@ -27,6 +28,12 @@ class ConfigError(ValueError):
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def imported(path: str):
+    """The object a dotted `_target_` path names (`module.attr`)."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def one_line(error: BaseException) -> str:

@@ -91,8 +91,11 @@ STEP_FIGURES = [
 
 def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_variants: bool) -> TaskSection:
     groups = by_condition(runs, split_variants)
-    # A study may optimise another metric than reward: plot and tabulate it too.
-    objectives = sorted({str(r.config.get("objective", {}).get("metric", "reward")) for r in runs} - {"reward"})
+    primary = heldout.primary_metric(runs)  # held-out when every run evaluated: the comparison rests on it
+    held_out = heldout.heldout_metrics(runs)
+    # A study may optimise another metric than reward: plot and tabulate it too (unless the held-out figure has it).
+    metrics_in = {str(r.config.get("objective", {}).get("metric", "reward")) for r in runs}
+    objectives = sorted(metrics_in - {"reward"} - dict(held_out).keys())
     objective_figures = [
         (
             f"objective_{m.replace('/', '_')}",
@@ -102,10 +105,6 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
         )
         for m in objectives
     ]
-    primary = heldout.primary_metric(runs)  # held-out when every run evaluated: the comparison rests on it
-    held_out = heldout.heldout_metrics(runs)
-    objectives = [m for m in objectives if m not in dict(held_out)]  # already in the held-out figure
-    objective_figures = [spec for spec in objective_figures if spec[3][0][0] in objectives]
     held_figure = [(*heldout.FIGURE, held_out)] if held_out else []
     specs = held_figure + STEP_FIGURES[:1] + objective_figures + STEP_FIGURES[1:]  # held-out first, then reward
     figures = [fig.metric_grid(groups, metrics, out_dir / f"{prefix}{name}.png", title, caption)

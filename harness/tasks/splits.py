@@ -6,7 +6,7 @@ rest in `train`: the training generator skips held-out prompts and the evaluatio
 seed can put a held-out prompt into training. The hash (SHA-256, not Python's salted `hash`) is the same in every
 process and on every machine, so the split is a property of the prompt alone.
 
-`split_size` counts a split exactly by enumerating the item space when it has at most `ENUMERATE_LIMIT` items
+`Items.count` counts a split exactly by enumerating the item space when it has at most `ENUMERATE_LIMIT` items
 (the embedded defaults have 256 and 10,000); beyond that it returns None (large: any sensible eval.size fits).
 Torch-free and datasets-free, so the config layer can call it to refuse an eval.size larger than the split.
 """
@@ -33,19 +33,12 @@ def check_split(split: str) -> None:
         raise ValueError(f"split={split!r}; allowed: train, test")
 
 
-_HELDOUT: dict[tuple, tuple[int, ...]] = {}
-
-
-def _heldout_indices(space: int, prompt_of: Callable[[int], str]) -> tuple[int, ...]:
-    """The held-out indices of a space (cached per task and parameters: `prompt_of.key`)."""
-    key = (space, getattr(prompt_of, "key", prompt_of))
-    if key not in _HELDOUT:
-        _HELDOUT[key] = tuple(i for i in range(space) if is_heldout(prompt_of(i)))
-    return _HELDOUT[key]
+_HELDOUT: dict[tuple, tuple[int, ...]] = {}  # per item space (`Items.key`): its held-out indices
 
 
 class Items:
-    """A generated task's item space: `space` items, item `index` -> its row (a dict with `prompt`)."""
+    """A generated task's item space: `space` items, item `index` -> its row (a dict with `prompt`); `key` names the
+    task and its parameters (the held-out indices are enumerated once per key)."""
 
     def __init__(self, key: tuple, space: int, row_of: Callable[[int], dict]):
         self.key, self.space, self.row_of = key, space, row_of
@@ -53,44 +46,41 @@ class Items:
     def __call__(self, index: int) -> str:
         return self.row_of(index)["prompt"]
 
-    def rows(self, size: int, split: str, seed: int, what: str) -> list[dict]:
-        return [self.row_of(i) for i in draw(self.space, self, size, split, seed, what)]
+    def _heldout(self) -> tuple[int, ...]:
+        if self.key not in _HELDOUT:
+            _HELDOUT[self.key] = tuple(i for i in range(self.space) if is_heldout(self(i)))
+        return _HELDOUT[self.key]
 
     def count(self, split: str) -> int | None:
-        return split_count(self.space, self, split)
+        """The number of distinct prompts in `split` (None: the space is too large to count, and large)."""
+        check_split(split)
+        if self.space > ENUMERATE_LIMIT:
+            return None
+        heldout = len(self._heldout())
+        return heldout if split == "test" else self.space - heldout
 
-
-def split_count(space: int, prompt_of: Callable[[int], str], split: str) -> int | None:
-    """The number of distinct prompts in `split` (None: the space is too large to count, and large)."""
-    check_split(split)
-    if space > ENUMERATE_LIMIT:
-        return None
-    heldout = len(_heldout_indices(space, prompt_of))
-    return heldout if split == "test" else space - heldout
-
-
-def draw(space: int, prompt_of: Callable[[int], str], size: int, split: str, seed: int, what: str) -> list[int]:
-    """`size` item indices of `split`: with repetition for train (as a training set is sampled), distinct for test
-    (each held-out prompt scored once). `prompt_of(index)` is the item's prompt."""
-    check_split(split)
-    rng = random.Random(seed)
-    if split_count(space, prompt_of, split) == 0:
-        raise ValueError(f"the {split} split of {what} is empty (all {space} prompts are in the other split)")
-    if split == "train":
-        rows = []
-        while len(rows) < size:
-            index = rng.randrange(space)
-            if not is_heldout(prompt_of(index)):
-                rows.append(index)
-        return rows
-    available = split_count(space, prompt_of, split)
-    if available is not None:
-        if size > available:
-            raise ValueError(f"eval.size={size} is larger than the held-out split of {what} ({available} prompts)")
-        return rng.sample(_heldout_indices(space, prompt_of), size)
-    chosen: dict[int, None] = {}
-    while len(chosen) < size:
-        index = rng.randrange(space)
-        if is_heldout(prompt_of(index)):
-            chosen.setdefault(index)
-    return list(chosen)
+    def rows(self, size: int, split: str, seed: int, what: str) -> list[dict]:
+        """`size` rows of `split`: drawn with repetition for train (as a training set is sampled), distinct for
+        test (each held-out prompt scored once)."""
+        available = self.count(split)
+        if available == 0:
+            raise ValueError(f"the {split} split of {what} is empty (all {self.space} prompts are in the other split)")
+        rng = random.Random(seed)
+        if split == "train":
+            indices = []
+            while len(indices) < size:
+                index = rng.randrange(self.space)
+                if not is_heldout(self(index)):
+                    indices.append(index)
+        elif available is not None:
+            if size > available:
+                raise ValueError(f"eval.size={size} is larger than the held-out split of {what} ({available} prompts)")
+            indices = rng.sample(self._heldout(), size)
+        else:
+            chosen: dict[int, None] = {}  # insertion-ordered set
+            while len(chosen) < size:
+                index = rng.randrange(self.space)
+                if is_heldout(self(index)):
+                    chosen.setdefault(index)
+            indices = list(chosen)
+        return [self.row_of(i) for i in indices]

@@ -150,13 +150,13 @@ def _score_chunk(trainer, model, chunk: list[dict], setup: EvalSetup) -> torch.T
     return torch.stack([c.float().cpu() for c in columns], dim=1)
 
 
-def _left_padded(prompt_ids: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(row) for row in prompt_ids)
-    ids = torch.full((len(prompt_ids), longest), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), longest), dtype=torch.long)
-    for i, row in enumerate(prompt_ids):
-        ids[i, longest - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, longest - len(row) :] = 1
+def _left_padded(prompt_ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts left-padded into one batch, with trl's own `pad` (as GRPOTrainer pads its prompts)."""
+    from trl.trainer.utils import pad
+
+    rows = [torch.tensor(row, dtype=torch.long) for row in prompt_ids]
+    ids = pad(rows, padding_value=pad_id, padding_side="left")
+    mask = pad([torch.ones_like(row) for row in rows], padding_value=0, padding_side="left")
     return ids.to(device), mask.to(device)
 
 

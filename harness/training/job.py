@@ -139,9 +139,8 @@ def eval_line(ev: dict) -> str:
     if "eval/greedy/accuracy" in ev:
         greedy += f", accuracy {ev['eval/greedy/accuracy']:.3f}"
         sampled += f", accuracy {ev['eval/sampled/accuracy']:.3f}"
-    at_k = [f"{k[5:]} {v:.3f}" for k, v in ev.items() if k.startswith("eval/pass@")] or [
-        f"{k[5:]} {v:.3f}" for k, v in ev.items() if k.startswith("eval/best_reward@")
-    ]
+    family = "eval/pass@" if "eval/greedy/accuracy" in ev else "eval/best_reward@"  # pass@k needs an accuracy
+    at_k = [f"{k[5:]} {v:.3f}" for k, v in ev.items() if k.startswith(family)]
     return f"held-out (step {ev['step']}): {greedy}; {sampled}; {', '.join(at_k)}"
 
 
