@@ -98,7 +98,9 @@ def _save(fig, path: Path) -> None:
 def _plot_band(ax, runs: list[Run], metric: str, level: str) -> None:
     steps, mean, half = over_steps(runs, metric)
     color = LEVEL_COLORS.get(level, OTHER_COLOR)
-    ax.plot(steps, mean, color=color, linewidth=1.6, linestyle=LEVEL_STYLES.get(level, "solid"))
+    # Markers where a curve has few points (held-out metrics of a short run: one evaluation is no line at all).
+    marker = "o" if len(steps) <= 3 else None
+    ax.plot(steps, mean, color=color, linewidth=1.6, linestyle=LEVEL_STYLES.get(level, "solid"), marker=marker)
     band = [(s, m - h, m + h) for s, m, h in zip(steps, mean, half) if not math.isnan(h)]
     if band:
         s, low, high = zip(*band)

@@ -119,7 +119,9 @@ def test_page_renders_in_headless_chromium(multirun, tmp_path):
     assert f"{n_figures} of {n_figures} figures rendered." in dom
 
     shot = tmp_path / "page.png"
-    open_in_chromium(html, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400")
+    open_in_chromium(
+        html, tmp_path, f"--screenshot={shot}", "--window-size=1280,4800"
+    )  # the held-out figure, then the reward curves
     from PIL import Image
 
     pixels = list(Image.open(shot).convert("RGB").getdata())
@@ -234,9 +236,10 @@ def test_runs_missing_metrics_are_skipped_with_a_warning(multirun, tmp_path, cap
     assert f"harness.report: warning: skipping {broken[1]}: metrics.jsonl has no training records" in err
     html = (tmp_path / "runs" / "report" / "report.html").read_text()
     assert "10 run(s) in 6 condition(s)" in html and "Skipped or partial input" in html
-    # Both outcome conditions are down to one seed: no test, said so.
+    # Both outcome conditions are down to one seed: no test, said so, on the held-out metric the comparison rests on.
     assert re.search(
-        r"With outcome advantage: GSPO-token vs GRPO: final reward \S+ vs \S+ \(1 vs 1 seeds\) — no test", html
+        r"With outcome advantage: GSPO-token vs GRPO: final eval/greedy/reward \S+ vs \S+ \(1 vs 1 seeds\) — no test",
+        html,
     )
 
     for copy in copies:
