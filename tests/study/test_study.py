@@ -69,7 +69,8 @@ def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | N
 
 
 def running_trial_of(study_loader, pid: int, after_finished: int):
-    """A RUNNING trial of worker `pid`, once at least `after_finished` trials have finished."""
+    """A RUNNING trial of worker `pid` whose parameters are sampled, once at least `after_finished` trials have
+    finished. (Killed before it samples them, the trial has no parameters to give back: the retry samples anew.)"""
 
     def check():
         try:
@@ -78,7 +79,11 @@ def running_trial_of(study_loader, pid: int, after_finished: int):
             return None
         if sum(t.state in FINISHED for t in trials) < after_finished:
             return None
-        mine = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("worker", {}).get("pid") == pid]
+        mine = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and t.params and t.user_attrs.get("worker", {}).get("pid") == pid
+        ]
         return mine[0] if mine else None
 
     return check
