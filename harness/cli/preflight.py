@@ -20,7 +20,7 @@ from harness.config.compose import check_overrides, compose, jobs, normalise
 from harness.config.schema import ConfigError, did_you_mean, one_line, require
 from harness.config.validate import parse
 from harness.study.hydra_glue import is_sweep_override
-from harness.study.plan import check_study
+from harness.study.plan import check_arms, check_study
 
 # Hydra's flags (by the names its parser stores them under) that print something and build nothing, or rerun a
 # pickled job: the command goes to Hydra unchecked.
@@ -70,19 +70,25 @@ def preflight(argv: list[str]) -> list[str]:
             return options.search_path_options(loader, group, config_name, overrides)
 
         check_overrides(overrides, options_of)
-        planned = [overrides]
+        planned, arms, checked = [overrides], {}, set()
         if args.multirun:  # the sweeper's own params (an experiment preset's grid) join the command line's
             first = jobs(overrides, True, {}, options_of)[0]
             params = compose(first, config_name, hydra=True).hydra.sweeper.get("params")
             planned = jobs(overrides, True, dict(params or {}), options_of)
         for job in planned:
+            # The workers of one study differ only in `worker=`: each study (a tuned comparison's arm) checked once.
+            study_job = tuple(o for o in job if o.lstrip("+~").partition("=")[0] != "worker")
+            if study_job in checked:
+                continue
+            checked.add(study_job)
             try:  # a broken interpolation, in the job's keys or in Hydra's (hydra.run.dir), names its key
                 cfg = compose(job, config_name, hydra=True)
-                check_job(cfg, job, args.multirun, checks_dir=args.cfg is None)
+                study = check_job(cfg, job, args.multirun, checks_dir=args.cfg is None)
             except OmegaConfBaseException as error:
                 raise ConfigError(one_line(error)) from None
-            if any(o.lstrip("+~").partition("=")[0] == "sweep" for o in job):
-                break  # every worker of a multirun runs the same study
+            if study is not None:
+                arms[study[0]["name"]] = study[1]
+        check_arms(arms)
     return flags + overrides
 
 
@@ -99,15 +105,19 @@ def hydra_app(loader):
         GlobalHydra.instance().clear()
 
 
-def check_job(cfg: DictConfig, job: list[str], multirun: bool, checks_dir: bool) -> None:
-    """One job's config: parsed (a study file: checked against its trials' configs), its output directory writable."""
+def check_job(cfg: DictConfig, job: list[str], multirun: bool, checks_dir: bool):
+    """One job's config: parsed (a study file: checked against its trials' configs), its output directory writable.
+    A study's check (spec, parameters, ...) is returned; None for a run."""
+    study = None
     if cfg.get("sweep") is None:
         parse(cfg)
     else:
-        check_study(cfg, [o for o in job if not is_sweep_override(o) and not o.lstrip("+~").startswith("hydra")])
+        job = [o for o in job if not is_sweep_override(o) and not o.lstrip("+~").startswith("hydra")]
+        study = check_study(cfg, job)
     if checks_dir:
         directory = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
         check_writable(Path(directory), "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    return study
 
 
 def check_writable(path: Path, key: str) -> None:

@@ -20,6 +20,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--storage", help="Optuna storage: SQLAlchemy URL or journal file (default: a journal file found in PATH)"
     )
     parser.add_argument("--study", help="study name, when the storage holds several")
+    parser.add_argument(
+        "--finalists",
+        action="store_true",
+        help="report each study's winning finalist re-runs (the studies under PATH: a tuned comparison's arms)",
+    )
     return parser.parse_args(argv)
 
 
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.report.build import build_report  # matplotlib/optuna only after the arguments are fine
 
     try:
-        report = build_report(args.paths, args.out, args.storage, args.study)
+        report = build_report(args.paths, args.out, args.storage, args.study, args.finalists)
     except ReportInputError as error:
         print(f"harness.report: error: {error}", file=sys.stderr)
         return 2

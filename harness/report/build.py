@@ -7,11 +7,13 @@ from pathlib import Path
 
 from harness.report import figures as fig
 from harness.report import heldout
+from harness.report.across import across_tasks
 from harness.report.findings import TABLE_METRICS, arm_table, noise_notes, spread_notes, table, verdicts
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
-from harness.report.runs import Run, load_runs
+from harness.report.runs import ReportInputError, Run, load_runs
 from harness.report.studies import load_study, study_report
+from harness.report.tuned import arm_rows, tuned_arms
 from harness.study.backends import find_journal
 
 REPORT_FILE = "report.html"
@@ -30,25 +32,41 @@ def default_out_dir(paths: list[Path]) -> Path:
 
 
 def build_report(
-    paths: list[Path], out_dir: Path | None = None, storage: str | None = None, study_name: str | None = None
+    paths: list[Path],
+    out_dir: Path | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    finalists: bool = False,
 ) -> Report:
-    """Raises ReportInputError when there is nothing to report; everything else degrades to warnings."""
-    runs, warnings = load_runs(paths)
+    """Raises ReportInputError when there is nothing to report; everything else degrades to warnings. With
+    `finalists`, the runs are each study's (arm's) winning finalist re-runs (harness/report/tuned.py)."""
+    tuned = None
+    if finalists:
+        found: list[str] = []
+        arms = tuned_arms(paths, found)
+        run_dirs = [d for arm in arms for d in arm.run_dirs]
+        if not run_dirs:
+            raise ReportInputError(f"no finished finalist re-run under {', '.join(map(str, paths))}")
+        runs, warnings = load_runs(run_dirs)
+        warnings = found + warnings
+        tuned = arm_rows(arms)
+    else:
+        runs, warnings = load_runs(paths)
     out_dir = out_dir or default_out_dir(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    study = _study(paths, storage, study_name, out_dir, warnings)
+    study = None if finalists else _study(paths, storage, study_name, out_dir, warnings)
     tasks = by_task(runs)
     if len(tasks) > 1:
         warnings.append(
-            f"runs of {len(tasks)} different tasks (reward.name: {', '.join(tasks)}) are never "
-            "averaged together: each task gets its own section"
+            f"runs of {len(tasks)} different tasks (reward.name: {', '.join(tasks)}): each task gets its own "
+            "section; the section 'Across tasks' pools them on per-task normalised scores"
         )
     sections = [
         task_section(task, task_runs, out_dir, f"{task}_" if len(tasks) > 1 else "", split_variants=study is None)
         for task, task_runs in tasks.items()
     ]
     html = out_dir / REPORT_FILE
-    html.write_text(render([str(p) for p in paths], warnings, sections, study))
+    html.write_text(render([str(p) for p in paths], warnings, sections, study, tuned, across_tasks(tasks)))
     figure_paths = [f.path for s in sections for f in s.figures] + [f.path for f in (study.figures if study else [])]
     return Report(html, figure_paths, warnings)
 

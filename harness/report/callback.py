@@ -14,9 +14,14 @@ from omegaconf import DictConfig
 
 
 class ReportCallback(Callback):
+    """`finalists: true` (experiment=tuned_comparison): report each study's winning finalist re-runs."""
+
+    def __init__(self, finalists: bool = False) -> None:
+        self.finalists = finalists
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.report.__main__ import main  # matplotlib and optuna only once the jobs are done
 
         # A report failure must not turn a finished multirun into an error: main prints its one-line message.
-        main([str(Path(config.hydra.sweep.dir))])
+        main([str(Path(config.hydra.sweep.dir)), *(["--finalists"] if self.finalists else [])])
         sys.stdout.flush()

@@ -8,6 +8,7 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
+from harness.report.across import AcrossTasks
 from harness.report.figures import Figure
 from harness.report.findings import ArmRow, Row, fmt
 from harness.report.runs import Run
@@ -56,7 +57,14 @@ class TaskSection:
     primary: str = "reward"  # the metric the verdicts and the arm table rest on
 
 
-def render(sources: list[str], warnings: list[str], tasks: list[TaskSection], study: StudyReport | None) -> str:
+def render(
+    sources: list[str],
+    warnings: list[str],
+    tasks: list[TaskSection],
+    study: StudyReport | None,
+    tuned: list[dict] | None = None,
+    across: AcrossTasks | None = None,
+) -> str:
     n_runs = sum(len(t.runs) for t in tasks)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -74,6 +82,10 @@ def render(sources: list[str], warnings: list[str], tasks: list[TaskSection], st
             + "".join(f"<li>{escape(w)}</li>" for w in warnings)
             + "</ul></div>"
         )
+    if tuned:
+        parts += tuned_html(tuned)
+    if across is not None:
+        parts += across_html(across)
     for task in tasks:
         parts += task_html(task)
     if study is not None:
@@ -201,3 +213,49 @@ def study_html(study: StudyReport) -> list[str]:
             )
         parts.append("</table>")
     return parts
+
+
+def tuned_html(rows: list[dict]) -> list[str]:
+    """A tuned comparison: every arm's single-seed best next to its winner by re-run mean on the fresh seeds."""
+    parts = [
+        "<h2>Tuned comparison</h2>",
+        "<p class='meta'>Each arm is a study with the same budget over the same learning-rate range (and its level's "
+        "own clip range); its best configurations were re-run on fresh seeds, none of which a search trial used. "
+        "The sections below compare each arm's winner by re-run mean, on those seeds. Interval: 95% Student-t "
+        "interval of the mean over the re-runs.</p>",
+        "<table><tr><th class='text'>study (arm)</th><th>search trials</th><th>single-seed best</th>"
+        "<th>winner</th><th>re-run mean [95% CI]</th><th class='text'>seeds</th>"
+        "<th class='text'>winner's parameters</th></tr>",
+    ]
+    for row in rows:
+        best = "–" if row["best_value"] is None else f"trial {row['best_trial']}: {row['best_value']:.4g}"
+        if "winner" in row:
+            ci = f" [{row['ci'][0]:.4g}, {row['ci'][1]:.4g}]" if row["ci"] else ""
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+            cells = (
+                f"<td>trial {row['winner']}</td><td>{row['mean']:.4g}{ci}</td>"
+                f"<td class='text'>{', '.join(map(str, row['seeds']))}</td><td class='text'>{escape(params)}</td>"
+            )
+        else:
+            cells = "<td colspan='4' class='text'>no finished re-run</td>"
+        name = f"<td class='text'>{escape(row['study'])}</td>"
+        parts.append(f"<tr>{name}<td>{row['search_trials']}</td><td>{best}</td>{cells}</tr>")
+    parts.append("</table>")
+    return parts
+
+
+def across_html(across: AcrossTasks) -> list[str]:
+    body = "".join(
+        f"<tr><td class='text'>{escape(level)} · {escape(advantage)}</td><td>{stats.n}</td>"
+        f"<td>{escape(str(stats.iqm))}</td><td>{escape(str(stats.mean))}</td><td>{escape(str(stats.median))}</td></tr>"
+        for level, advantage, stats in across.arms
+    )
+    return [
+        f"<h2>Across tasks ({escape(', '.join(across.tasks))})</h2>",
+        "<p class='meta'>Final rewards normalised per task, min-max over every run of that task in this report "
+        "((x - min) / (max - min): 0 = the task's worst run, 1 its best), then pooled with the tasks as strata of "
+        "the stratified bootstrap (95% CIs). The scale depends on which runs the report holds.</p>",
+        _list(across.improvements, "verdict") if across.improvements else "",
+        "<table class='arms'><tr><th class='text'>level · advantage</th><th>runs</th><th>IQM</th><th>mean</th>"
+        f"<th>median</th></tr>{body}</table>",
+    ]

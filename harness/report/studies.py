@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.report.figures import Figure, study_history, study_importances
-from harness.study import backends
+from harness.study import backends, finalists
 
 BEST_TRIALS = 5
 
@@ -50,9 +50,24 @@ def study_report(study, storage: str, out_dir: Path, sweep_dirs: list[Path]) -> 
     if len(study.directions) > 1:
         raise ValueError(f"study {study.study_name} is multi-objective; the report covers single-objective studies")
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    # Finalists' re-runs are not search trials: the history, importances and best trials are the search's.
+    complete = [
+        t
+        for t in finalists.search_trials(trials)
+        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+    ]
     direction = study.direction.name.lower()
     report = StudyReport(study.study_name, shown(storage), direction, _state_counts(trials))
+    ranked = [f for f in finalists.finalists(trials, direction) if f.values]
+    if ranked:
+        winner = ranked[0]
+        low, high = winner.ci
+        ci = "" if low != low else f" (95% t-interval {low:.4g} to {high:.4g})"
+        report.notes.append(
+            f"Finalists: {len(ranked)} configuration(s) re-run on fresh seeds; the winner by re-run mean is trial "
+            f"{winner.trial}: {winner.mean:.4g}{ci} over seeds {', '.join(map(str, sorted(winner.values)))}, "
+            f"against {winner.search_value:.4g} on its search seed (python -m harness.study show lists them all)."
+        )
     if not complete:
         report.notes.append("No trial has completed yet: no history, importances or best trials.")
         return report

@@ -8,8 +8,8 @@ Heavy libraries (torch, transformers, trl) are imported only once a trial runs, 
 
 Modules, in the order a worker uses them: `space` (parameters, suggestion, the trial's config), `backends`
 (samplers, pruners, storages), `plan` (a checked study file with its storage and study), `worker` (the loop and the
-pruning reporter), `results` (best trial, reproducing command), `hydra_glue` (overrides, fan-out); `__main__` is the
-CLI.
+pruning reporter), `finalists` (the best configurations re-run on fresh seeds once the budget is spent), `results`
+(best trial, winner by re-run mean, reproducing command), `hydra_glue` (overrides, fan-out); `__main__` is the CLI.
 
 May import: `harness.training` (a trial is a `run_job`) and the layers below it.
 """

@@ -6,16 +6,16 @@ import argparse
 import sys
 
 import optuna
-from optuna.trial import TrialState
 
 from harness.config.schema import ConfigError
 from harness.runtime import redact
+from harness.study import finalists
 from harness.study.backends import load_study, open_storage
-from harness.study.results import best_record, format_best
+from harness.study.results import best_record, format_best, single_seed_best
 
 
 def trials_table(study: optuna.Study) -> str:
-    rows = [("trial", "state", "value", "last step", "params", "note")]
+    rows = [("trial", "state", "value", "last step", "seed", "params", "note")]
     for t in study.get_trials(deepcopy=False):
         value = "" if t.value is None else f"{t.value:.4f}"
         step = str(max(t.intermediate_values)) if t.intermediate_values else ""
@@ -23,7 +23,11 @@ def trials_table(study: optuna.Study) -> str:
         note = t.user_attrs.get("fail_reason", "")
         if "failed_trial" in t.system_attrs:
             note = f"retry of trial {t.system_attrs['failed_trial']}"
-        rows.append((str(t.number), t.state.name, value, step, params, note))
+        if finalists.is_finalist(t):
+            source, seed = finalists.finalist_key(t)
+            note = " ".join(filter(None, [f"finalist: trial {source} on fresh seed {seed}", note]))
+        seed = str(t.user_attrs.get(finalists.SEED, ""))
+        rows.append((str(t.number), t.state.name, value, step, seed, params, note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
 
@@ -42,15 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    trials = study.get_trials(deepcopy=False)
+    direction = study.direction.name.lower()
+    best = single_seed_best(trials, direction)
+    metric = study.user_attrs.get("metric", "objective")
     if args.command == "show":
         print(trials_table(study))
+        if best is not None and any(map(finalists.is_finalist, trials)):
+            print(format_best(best_record(study.study_name, best, metric, trials, direction=direction)))
     elif args.command == "best":
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not complete:
+        if best is None:
             print(f"harness: study {study.study_name} has no completed trial yet", file=sys.stderr)
             raise SystemExit(1) from None
-        metric = study.user_attrs.get("metric", "objective")
-        print(format_best(best_record(study.study_name, study.best_trial, metric)))
+        print(format_best(best_record(study.study_name, best, metric, trials, direction=direction)))
     else:
         from optuna_dashboard import run_server
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.compose import compose
+from harness.config.levels import LEVELS
 from harness.config.metrics import check_metric
 from harness.config.schema import ConfigError, convert, doc, ranged
 from harness.config.schema import parse as parse_section
@@ -33,6 +35,7 @@ class Sweep:
     storage: optuna.storages.BaseStorage
     study: optuna.Study
     heartbeats: bool  # RDB storage: lost trials come back through heartbeats; journal: through dead local pids
+    seed: int = 0  # the seed of the search trials' config (`seed` after the study base and command line)
 
 
 def check_study(
@@ -40,9 +43,21 @@ def check_study(
 ) -> tuple[dict, list[Param], list[str], optuna.pruners.BasePruner]:
     """The study file checked against the composed config, writing nothing: (spec, parameters, trial base, pruner)."""
     spec = _study_spec(cfg)
+    # A study chosen by an experiment preset (`experiment=tuned_comparison`): its trials are single runs of that preset.
+    if any(o.lstrip("+~").startswith("experiment=") for o in job_overrides):
+        job_overrides = [*job_overrides, "~sweep"]
     worker_type, bounds = key_type("worker")
     convert(worker_type, cfg.get("worker"), "worker", bounds)
-    params = parse_space(spec["space"])
+    space = spec["space"]
+    if spec["level_space"]:
+        space = arm_space(spec, _level(spec, job_overrides, config_name))
+    params = parse_space(space)
+    finalists = spec["finalists"]
+    if finalists["top"] > spec["n_trials"]:
+        raise ConfigError(
+            f"sweep.finalists.top={finalists['top']} is more than sweep.n_trials={spec['n_trials']}: "
+            "finalists are chosen among the study's trials"
+        )
     objective = spec["objective"]
     for run in check_keys(params, [*spec["base"], *job_overrides], config_name):
         check_metric(run, objective["metric"], "sweep.objective.metric")
@@ -54,6 +69,31 @@ def check_study(
     ]
     build_sampler(spec["sampler"], params, seed=0)
     return spec, params, base, build_pruner(spec["pruner"])
+
+
+def check_arms(arms: dict[str, list[Param]]) -> None:
+    """The studies of one multirun (a tuned comparison's arms) must share a parameter: the same key over the same
+    range in every arm; otherwise their tuning budgets buy different things and the comparison says nothing."""
+    if len(arms) < 2:
+        return
+    shared = set.intersection(*({_definition(p) for p in params} for params in arms.values()))
+    if not shared:
+        names = ", ".join(arms)
+        raise ConfigError(
+            f"tuned comparison: the arms' studies ({names}) share no parameter of sweep.space (the same key over the "
+            "same range in every arm); give them one, e.g. sweep.space.lr"
+        )
+
+
+def _definition(param: Param) -> tuple:
+    return param.key, param.kind, param.low, param.high, param.log, param.step, param.choices
+
+
+def _level(spec: dict, job_overrides: list[str], config_name: str) -> str:
+    try:
+        return str(compose([*spec["base"], *job_overrides], config_name).importance_sampling.level)
+    except ConfigError as error:
+        raise ConfigError(f"sweep.base or command-line overrides do not compose: {error}") from None
 
 
 def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "config", workers: int = 1) -> Sweep:
@@ -74,6 +114,7 @@ def prepare(cfg: DictConfig, job_overrides: list[str], config_name: str = "confi
         storage=storage,
         study=study,
         heartbeats=isinstance(storage, optuna.storages.RDBStorage),  # always opened with heartbeats
+        seed=int(compose(base, config_name).seed),
     )
 
 
@@ -82,6 +123,12 @@ class StudyObjective:
     metric: str = doc(text="a metric the trials log (checked against each trial's config)")
     last_n: int = ranged(ge=1, doc="mean over the last N logged values")
     direction: Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyFinalists:
+    top: int = ranged(ge=0, doc="once the budget is spent, re-run the best `top` configurations (0: none)")
+    seeds: int = ranged(ge=1, doc="fresh seeds per finalist: the smallest seeds no search trial used")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +150,25 @@ class Study:
     grace_period: int | None = ranged(ge=1)
     max_retry: int = ranged(ge=0)
     space: dict[str, Any]  # parameters: parse_space
+    level_space: dict[str, Any]  # importance_sampling.level -> parameters added to `space` for a study at that level
+    finalists: StudyFinalists
+
+
+def arm_space(spec: dict, level: str) -> dict:
+    """The study's parameters for a study whose config is at `level`: `space` plus `level_space[level]`."""
+    unknown = sorted(set(spec["level_space"]) - set(LEVELS.names()))
+    if unknown:
+        raise ConfigError(
+            f"sweep.level_space.{unknown[0]} is not an importance_sampling.level; allowed: {', '.join(LEVELS.names())}"
+        )
+    extra = spec["level_space"].get(level) or {}
+    chooses_level = any(str(p.get("key", label)) == "importance_sampling" for label, p in spec["space"].items())
+    if spec["level_space"] and chooses_level:
+        raise ConfigError("sweep.level_space needs the level fixed by the study, but sweep.space also chooses it")
+    clash = sorted(set(extra) & set(spec["space"]))
+    if clash:
+        raise ConfigError(f"sweep.level_space.{level}.{clash[0]} is also in sweep.space; give it one place")
+    return {**spec["space"], **extra}
 
 
 def _study_spec(cfg: DictConfig) -> dict:

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from harness.config.schema import one_line
 from harness.runtime import distributed, slurm, stop
+from harness.study import finalists
 from harness.study.backends import build_sampler
 from harness.study.hydra_glue import fan_out, is_sweep_override
 from harness.study.plan import Sweep, prepare
@@ -37,6 +38,14 @@ class StudyStopped(RuntimeError):
     """The study's failure budget is spent."""
 
 
+class DuplicateFinalist(RuntimeError):
+    """Another trial already stands for this finalist run (harness/study/finalists.py)."""
+
+
+def _never(previous: int, step: int) -> bool:
+    return False
+
+
 @dataclass
 class Ledger:
     """Trial counts against the budget. A FAIL given back to the study (retried) does not count; its retry does."""
@@ -48,8 +57,9 @@ class Ledger:
 
     @classmethod
     def of(cls, trials: list) -> Ledger:
+        """Of the search trials (finalists are counted apart: harness/study/finalists.py)."""
         retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
-        counted = [t for t in trials if t.number not in retried]
+        counted = [t for t in finalists.search_trials(trials) if t.number not in retried]
         states = [t.state for t in counted]
         return cls(
             finished=sum(state.is_finished() for state in states),
@@ -130,9 +140,33 @@ def work(sweep: Sweep) -> float:
             elif ledger.running and sweep.heartbeats:
                 # Only running trials are left: wait, so that one lost with its worker is given back and run here.
                 stop.wait(sweep.spec["heartbeat_interval"])
+            elif not ledger.running and _finalists_due(sweep, trials):
+                study.sampler = build_sampler(sweep.spec["sampler"], sweep.params, _trial_seed(sweep, len(trials)))
+                study.optimize(lambda trial: objective(sweep, trial), n_trials=1, catch=(Exception,))
+            elif sweep.heartbeats and _finalists_running(trials):
+                stop.wait(sweep.spec["heartbeat_interval"])
             else:
                 break
     return report_best(sweep)
+
+
+def _finalists_due(sweep: Sweep, trials: list) -> bool:
+    """The search is over: enqueue the finalist runs no trial stands for yet; whether one is waiting to run."""
+    top, seeds = sweep.spec["finalists"]["top"], sweep.spec["finalists"]["seeds"]
+    if not top:
+        return False
+    direction = sweep.spec["objective"]["direction"]
+    runs = finalists.missing(trials, top, seeds, direction, sweep.seed)
+    if runs:
+        finalists.enqueue(sweep.study, runs)
+        numbers = sorted({source.number for source, _ in runs})
+        print(f"harness: study {sweep.name}: {len(runs)} finalist run(s) of trial(s) {numbers} enqueued", flush=True)
+        return True
+    return any(t.state == TrialState.WAITING for t in trials if finalists.is_finalist(t))
+
+
+def _finalists_running(trials: list) -> bool:
+    return any(t.state == TrialState.RUNNING for t in trials if finalists.is_finalist(t))
 
 
 def _resume_requeued_trial(sweep: Sweep) -> None:
@@ -271,8 +305,20 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
 def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     from harness.training.job import run_job
 
+    finalist = trial.user_attrs.get(finalists.FINALIST)
+    if finalist is not None:
+        key = (int(finalist["of"]), int(finalist["seed"]))
+        first = finalists.duplicate_of(trial.number, key, sweep.study.get_trials(deepcopy=False))
+        if first is not None:  # two workers enqueued the same finalist run at once: the lower number runs it
+            trial.set_user_attr(finalists.DUPLICATE, first)
+            raise DuplicateFinalist(f"finalist run of trial {key[0]} on seed {key[1]} is trial {first}")
     values = suggest(sweep.params, trial)
-    overrides = [*sweep.base, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"]
+    # The seed is explicit in every trial's overrides (and its reproducing command); a finalist's is a fresh one.
+    seed = finalist["seed"] if finalist else sweep.seed
+    base, seeds = sweep.base, []
+    if not any(p.key == "seed" for p in sweep.params):  # one `seed=`: the command line's, if any, replaced
+        base, seeds = [o for o in sweep.base if o.lstrip("+").partition("=")[0] != "seed"], [f"seed={seed}"]
+    overrides = [*base, *seeds, *trial_overrides(sweep.params, values), f"name={sweep.name}-t{trial.number:04d}"]
     trial_dir = sweep.dir / f"trial-{trial.number:04d}"
     trial.set_user_attr("dir", str(trial_dir))
     trial.set_user_attr("command", reproduce_command(overrides))
@@ -280,12 +326,13 @@ def _train_trial(sweep: Sweep, trial: optuna.Trial) -> float:
     shared = {"params": trial.params, "number": trial.number, "report_every": sweep.spec["report_every"]}
     distributed.share(("trial", job | shared))  # the other ranks train it too
     cfg = compose(overrides, sweep.config_name)
+    trial.set_user_attr(finalists.SEED, int(cfg.seed))
     reporter = objective_reporter(
         trial,
         cfg.objective.metric,
         cfg.objective.last_n,
         sweep.spec["report_every"],
-        decision_due(sweep.spec["pruner"]),
+        _never if finalist else decision_due(sweep.spec["pruner"]),  # a finalist's re-run is measured, never pruned
     )
     value = run_job(cfg, trial_dir, sweep.name, trial=trial, run_id=job["run_id"], callbacks=[reporter])
     if reporter.pruned:

@@ -151,6 +151,43 @@ def test_optuna_study_with_two_slurm_workers(tmp_path):
 
 @pytest.mark.e2e
 @cluster
+def test_study_finalists_run_through_slurm_workers(tmp_path):
+    """Two SLURM workers: 3 search trials, then 2 finalists x 2 fresh seeds, each run exactly once."""
+    sweep_dir = tmp_path / "study"
+    done = multirun(
+        "sweep=smoke", "worker=range(2)", "sweep.n_trials=3", "sweep.finalists.top=2", "sweep.finalists.seeds=2",
+        "trainer.max_steps=4", f"sweep.dir={sweep_dir}", "logger=none",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_trials(sweep_dir)
+    reruns = [t for t in trials if "finalist" in t.user_attrs]
+    assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in reruns)
+    keys = sorted((t.user_attrs["finalist"]["of"], t.user_attrs["finalist"]["seed"]) for t in reruns)
+    assert len(set(keys)) == 4 and {seed for _, seed in keys} == {1, 2}
+    best = json.loads((sweep_dir / "best.json").read_text())
+    assert best["winner"]["seeds"] == [1, 2] and best["finalists"]["seeds"] == [1, 2]
+
+
+@pytest.mark.e2e
+@cluster
+def test_tuned_comparison_on_slurm(tmp_path):
+    """`experiment=tuned_comparison` with the SLURM launcher: one array task per arm, then the report."""
+    root = tmp_path / "tuned"
+    done = multirun(
+        "experiment=tuned_comparison", f"hydra.sweep.dir={root}", "logger=none", "debug=fast",
+        "trainer.max_steps=4", "trainer.logging_steps=2", "sweep.report_every=2", "sweep.n_trials=2",
+        "sweep.finalists.top=1", "sweep.finalists.seeds=2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(job_ids(root)) == 3  # one array task per arm
+    for arm in ("token-process", "sequence-process", "sequence_token-process"):
+        assert json.loads((root / arm / "best.json").read_text())["winner"]["seeds"] == [1, 2]
+    html = (root / "report" / "report.html").read_text()
+    assert "<h2>Tuned comparison</h2>" in html and "from 6 run(s)" in html
+
+
+@pytest.mark.e2e
+@cluster
 def test_cancelled_job_is_reported_failed_within_seconds(tmp_path):
     sweep_dir = tmp_path / "cancel"
     launch = multirun(

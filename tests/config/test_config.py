@@ -33,11 +33,14 @@ CONFIG_ONLY = {
 }  # fmt: skip
 # Study files (the `sweep` group, a link to sweeps/) open a storage to validate: tests/study/test_study.py checks each one.
 # GPU presets need trainer=gpu and packages this machine lacks: tests/config/test_gpu_presets.py checks each one.
+# An experiment preset that runs studies (one per arm) is not a single run: tests/study/test_tuned_comparison.py.
+STUDY_PRESETS = {("experiment", "tuned_comparison")}
 OPTIONS = [
     (group, option)
     for group in config_groups()
     if group != "sweep" and group not in GPU_GROUPS
     for option in group_options(group)
+    if (group, option) not in STUDY_PRESETS
 ]
 
 
@@ -256,6 +259,10 @@ BAD_INPUTS = [
     ("space owned key", ["sweep=smoke", "+sweep.space.eps={{key:trainer.epsilon,low:0.1,high:0.2}}"], "sweep.space.eps.key=trainer.epsilon: trainer.epsilon is set by importance_sampling"),
     ("worker index", ["sweep=smoke", "worker=-1"], "worker=-1 must be an integer >= 0"),
     ("worker text", ["sweep=smoke", "worker=abc"], "worker='abc' must be an integer >= 0"),
+    ("finalists above the budget", ["sweep=smoke", "sweep.finalists.top=7"], "sweep.finalists.top=7 is more than sweep.n_trials=6"),
+    ("finalists on no seed", ["sweep=smoke", "sweep.finalists.top=2", "sweep.finalists.seeds=0"], "sweep.finalists.seeds=0 must be an integer >= 1"),
+    ("finalists negative", ["sweep=smoke", "sweep.finalists.top=-1"], "sweep.finalists.top=-1 must be an integer >= 0"),
+    ("tuned arms share no parameter", ["-m", "experiment=tuned_comparison", "~sweep.space.lr"], "tuned comparison: the arms' studies (tuned_comparison-token-process, tuned_comparison-sequence-process, tuned_comparison-sequence_token-process) share no parameter of sweep.space"),
     ("study name", ["sweep=smoke", "sweep.name=a/b"], "sweep.name='a/b' must be letters, digits, _ or -"),
     ("study budget", ["sweep=smoke", "sweep.n_trials=abc"], "sweep.n_trials='abc' must be an integer >= 1"),
     ("space choice of an own option", ["--config-dir", "examples/reverse/conf", "sweep=reverse_lr", "+sweep.space.task={{key:reward,choices:[copy,reversee]}}"], "sweep.space.task.choices: 'reversee' is not an option of reward; allowed: addition, chain, copy, gsm8k, reverse"),

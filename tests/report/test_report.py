@@ -254,6 +254,7 @@ def test_mixed_tasks_get_one_section_each(multirun, addition_run, tmp_path, caps
     assert "2 different tasks (reward.name: addition, copy)" in err and "each task gets its own section" in err
     html = (tmp_path / "report.html").read_text()
     assert "<h2>Task: addition</h2>" in html and "<h2>Task: copy</h2>" in html
+    assert "<h2>Across tasks (addition, copy)</h2>" in html and "P(GSPO-token &gt; GSPO) = " in html
     assert {"copy_reward.png", "addition_reward.png"} <= {p.name for p in tmp_path.glob("*.png")}
 
 

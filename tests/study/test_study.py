@@ -136,6 +136,11 @@ BAD_SPECS = [
     (["~sweep.space.lr", "~sweep.space.epsilon"], "sweep.space is empty"),
     (["sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere"], "sweep.storage=postgresql://postgres@127.0.0.1:1/nowhere is unreachable"),
     (["sweep.base=['importance_sampling=token']", "+sweep.space.task={key:reward,choices:[copy,addition]}"], None),
+    (["+sweep.level_space.gspo={eps:{key:importance_sampling.epsilon,low:0.1,high:0.2}}"], "sweep.level_space.gspo is not an importance_sampling.level; allowed: token, sequence, sequence_token"),
+    (["+sweep.level_space.sequence_token={lr:{key:trainer.learning_rate,low:0.1,high:0.2}}"], "sweep.level_space.sequence_token.lr is also in sweep.space"),
+    (["+sweep.space.level={key:importance_sampling,choices:[token]}", "+sweep.level_space.token={eps:{key:importance_sampling.epsilon_high,low:0.1,high:0.2}}"], "sweep.level_space needs the level fixed by the study"),
+    (["sweep.finalists.top=7"], "sweep.finalists.top=7 is more than sweep.n_trials=6"),
+    (["sweep.finalists.top=2", "+sweep.level_space.sequence_token={eps_high:{key:importance_sampling.epsilon_high,low:1e-4,high:1e-3}}"], None),
 ]  # fmt: skip
 
 
