@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from harness.report import heldout
 from harness.report.findings import TABLE_METRICS, arm_table, noise_notes, spread_notes, table, verdicts
 from harness.report.groups import by_condition, by_task
 from harness.report.page import TaskSection, render
-from harness.report.runs import Run, load_runs
+from harness.report.runs import ReportInputError, Run, load_runs
 from harness.report.studies import load_study, study_report
 from harness.study.backends import find_journal
 
@@ -33,8 +34,9 @@ def build_report(
     paths: list[Path], out_dir: Path | None = None, storage: str | None = None, study_name: str | None = None
 ) -> Report:
     """Raises ReportInputError when there is nothing to report; everything else degrades to warnings."""
-    runs, warnings = load_runs(paths)
     out_dir = out_dir or default_out_dir(paths)
+    check_out_dir(out_dir, "--out" if out_dir != default_out_dir(paths) else "the default output dir (--out)")
+    runs, warnings = load_runs(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     study = _study(paths, storage, study_name, out_dir, warnings)
     tasks = by_task(runs)
@@ -51,6 +53,19 @@ def build_report(
     html.write_text(render([str(p) for p in paths], warnings, sections, study))
     figure_paths = [f.path for s in sections for f in s.figures] + [f.path for f in (study.figures if study else [])]
     return Report(html, figure_paths, warnings)
+
+
+def check_out_dir(out_dir: Path, what: str) -> None:
+    """Refuse an output directory that cannot be created or written, before anything is read or drawn."""
+    existing = out_dir.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReportInputError(f"{what} {out_dir}: {existing} is a file, not a directory")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()  # as root, os.access says yes to read-only mounts
+    except OSError as error:
+        raise ReportInputError(f"{what} {out_dir} is not writable ({error.strerror}: {existing})") from None
 
 
 def _study(paths: list[Path], storage: str | None, study_name: str | None, out_dir: Path, warnings: list[str]):
