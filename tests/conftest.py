@@ -124,7 +124,11 @@ def no_test_writes_into_the_repository():
 
 
 def pytest_collection_modifyitems(items):
-    """Tiers by directory: everything under tests/cluster/ needs the local SLURM cluster."""
+    """Tiers by directory: everything under tests/cluster/ needs the local SLURM cluster; tests/faults/ is the
+    fault-injection tier (`-m faults`)."""
     for item in items:
-        if "cluster" in item.path.relative_to(ROOT / "tests").parts[:1]:
+        top = item.path.relative_to(ROOT / "tests").parts[:1]
+        if "cluster" in top:
             item.add_marker(pytest.mark.cluster)
+        if "faults" in top:
+            item.add_marker(pytest.mark.faults)

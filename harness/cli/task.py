@@ -1,5 +1,6 @@
 """The job wrapper Hydra calls once per job: one run (`run_job`) or a study worker, with one-line errors and the
-exit code that tells the shell what happened (2: bad config, 130/143: stopped by a signal)."""
+exit code that tells the shell what happened (1: failed after training started, 2: bad config or a job that could
+not be built, 129/130/143: stopped by SIGHUP/SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from harness.runtime.slurm import run_id
 
 def run_task(cfg: DictConfig) -> float:
     """Run the job Hydra composed and return its objective."""
+    from harness.training.failures import RunFailed
     from harness.training.job import fail, run_job
 
     # Again: a launcher may run this job in a process that did not start through __main__.
@@ -38,7 +40,10 @@ def run_task(cfg: DictConfig) -> float:
         stop.raise_if_requested(f"{cfg.name} finished its steps")  # the signal came after the last step
         return objective
     except ConfigError as error:
-        fail(error, output_dir)
+        fail(error, output_dir, Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None)
+    except RunFailed as error:  # training started: the run's files are kept, the traceback is in its run.log
+        print(f"harness: error: {redact.mask(str(error))}", file=sys.stderr, flush=True)
+        raise SystemExit(error.exit_code) from None
     except stop.Interrupted as interrupted:  # everything is saved; the exit code tells the shell which signal
         print(f"harness: {interrupted}", file=sys.stderr, flush=True)
         raise SystemExit(interrupted.exit_code) from None

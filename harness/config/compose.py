@@ -7,6 +7,7 @@ it may have created the run directory; `preflight` turns every one of them into 
 from __future__ import annotations
 
 import functools
+import re
 
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -119,18 +120,46 @@ def compose(overrides: list[str], config_name: str = "config", hydra: bool = Fal
     from hydra.core.hydra_config import HydraConfig
 
     overrides = normalise(overrides)
-    try:
+
+    def run(overrides: list[str]) -> DictConfig:
         if GlobalHydra.instance().is_initialized():  # inside a Hydra app (a study worker): reuse its search path
-            overrides = overrides + options.app_searchpath_overrides()
-            cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra)
-        else:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra)
+            return hydra_compose(
+                config_name=config_name,
+                overrides=overrides + options.app_searchpath_overrides(),
+                return_hydra_config=hydra,
+            )
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra)
+
+    try:
+        cfg = run(overrides)
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:  # a broken YAML file too
-        raise ConfigError(one_line(error)) from None
+        raise ConfigError(_refusal_behind(error, overrides, run) or one_line(error)) from None
     if hydra:
         HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def _refusal_behind(error: Exception, overrides: list[str], run) -> str | None:
+    """Hydra refuses to override a key the chosen option lacks, advising `+KEY=VALUE`. When the harness would refuse
+    that key anyway (`logger.project` with logger=none, `advantage.gamma` with advantage=outcome, a tiny-model key
+    with model=local), its own refusal, so that following Hydra's advice does not just lead to it; None otherwise."""
+    from harness.config.validate import parse
+
+    missing = re.match(r"Could not override '([^']+)'", str(error))
+    if missing is None:
+        return None
+    key = missing.group(1)
+    appended = [f"+{o}" if o.partition("=")[0] == key else o for o in overrides]
+    try:
+        cfg = run(appended)
+        if cfg.get("sweep") is None:
+            parse(cfg)
+    except ConfigError as refusal:
+        return str(refusal)
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError):
+        return None
+    return None
 
 
 def jobs(overrides: list[str], multirun: bool, sweeper_params: dict, options_of=group_options) -> list[list[str]]:

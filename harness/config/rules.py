@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import typing
 from pathlib import Path
@@ -26,8 +28,9 @@ def check_rules(run: Run) -> None:
     check_model(run.model)
     check_generation_batch(run)
     check_logging(run)
-    check_gpu_presets(run)
+    check_gpu_presets(run)  # before the generic dead-settings table: the presets' own messages are more specific
     check_eval(run)
+    check_upstream_rules(run)
     require("/" not in run.name and run.name.strip(), f"name={run.name!r} must be non-empty and without '/'")
     check_metric(run, run.objective.metric, "objective.metric")
 
@@ -128,10 +131,36 @@ def check_logging(run: Run) -> None:
     every, steps = run.trainer_value("logging_steps"), run.trainer_value("max_steps")
     require(run.trainer_value("logging_strategy") != "no", "trainer.logging_strategy=no: the run would log nothing")
     require(
-        not every > steps >= 1,
+        run.trainer_value("logging_strategy") != "steps" or not every > steps >= 1,
         f"trainer.logging_steps={every} with trainer.max_steps={steps}: the run would log nothing; "
         "make logging_steps <= max_steps",
     )
+
+
+# Optional packages a trainer switch needs (trl raises only once training starts, after the model is built).
+OPTIONAL_PACKAGES = {"use_liger_kernel": ("liger_kernel", "liger-kernel")}
+
+
+def check_upstream_rules(run: Run) -> None:
+    """trl's and transformers' own cross-field rules, refused here before anything is built (they would raise while
+    the job is built, one job of a sweep at a time), and dead settings (harness/config/dependent_fields.py)."""
+    from harness.config import dependent_fields
+
+    value = run.trainer_value
+    require(
+        not (value("bf16") and value("fp16")),
+        "trainer.bf16=true and trainer.fp16=true: at most one of them can be true (transformers); set one to false",
+    )
+    both = [key for key in ("steps_per_generation", "generation_batch_size") if run.trainer.get(key) is not None]
+    require(
+        len(both) < 2,
+        "trainer.steps_per_generation and trainer.generation_batch_size cannot both be set (trl: one defines the "
+        "other); set one of them to null",
+    )
+    for switch, (module, package) in OPTIONAL_PACKAGES.items():
+        if value(switch) and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"trainer.{switch}=true needs {package}, which is not installed (pip install {package})")
+    dependent_fields.check(run)
 
 
 def _option_needs(option: str) -> frozenset[str]:

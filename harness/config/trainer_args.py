@@ -45,6 +45,10 @@ TRAINER_RANGES = {  # trl accepts these values and then crashes or trains on not
     "data_seed": SEED,
     "vllm_gpu_memory_utilization": {"gt": 0, "le": 1},
     "vllm_tensor_parallel_size": POSITIVE,
+    "top_entropy_quantile": {"ge": 0, "le": 1},  # the kept share of tokens (trl: "Range: [0.0-1.0]")
+    "entropy_coef": {"ge": 0},
+    "dataloader_num_workers": {"ge": 0},
+    "num_completions_to_print": {"ge": 0},
 }
 
 

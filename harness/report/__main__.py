@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReportInputError as error:
         print(f"harness.report: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # writing the page or a figure: a full disk, a directory that became read-only
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"harness.report: error: cannot write the report: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     for warning in report.warnings:
         print(f"harness.report: warning: {warning}", file=sys.stderr)
     print(f"harness.report: wrote {report.html}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def build_report(
 ) -> Report:
     """Raises ReportInputError when there is nothing to report; everything else degrades to warnings. With
     `finalists`, the runs are each study's (arm's) winning finalist re-runs (harness/report/tuned.py)."""
+    out_dir = out_dir or default_out_dir(paths)
+    check_out_dir(out_dir, "--out" if out_dir != default_out_dir(paths) else "the default output dir (--out)")
     tuned = None
     if finalists:
         found: list[str] = []
@@ -52,7 +55,6 @@ def build_report(
         tuned = arm_rows(arms)
     else:
         runs, warnings = load_runs(paths)
-    out_dir = out_dir or default_out_dir(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     study = None if finalists else _study(paths, storage, study_name, out_dir, warnings)
     tasks = by_task(runs)
@@ -69,6 +71,19 @@ def build_report(
     html.write_text(render([str(p) for p in paths], warnings, sections, study, tuned, across_tasks(tasks)))
     figure_paths = [f.path for s in sections for f in s.figures] + [f.path for f in (study.figures if study else [])]
     return Report(html, figure_paths, warnings)
+
+
+def check_out_dir(out_dir: Path, what: str) -> None:
+    """Refuse an output directory that cannot be created or written, before anything is read or drawn."""
+    existing = out_dir.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReportInputError(f"{what} {out_dir}: {existing} is a file, not a directory")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()  # as root, os.access says yes to read-only mounts
+    except OSError as error:
+        raise ReportInputError(f"{what} {out_dir} is not writable ({error.strerror}: {existing})") from None
 
 
 def _study(paths: list[Path], storage: str | None, study_name: str | None, out_dir: Path, warnings: list[str]):

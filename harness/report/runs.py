@@ -56,14 +56,19 @@ class Run:
 
 
 def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
-    if (path / CONFIG_FILE).is_file():
+    if (path / CONFIG_FILE).exists():
         return [path]
     if (path / ".hydra").is_dir():  # a Hydra job dir without a run in it
         if not is_study_worker(path):  # a study's worker dir holds only logs: its trials are beside it
             warnings.append(f"skipping {path}: no {CONFIG_FILE} (the job failed before training started)")
         return []
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError as error:
+        warnings.append(f"skipping {path}: cannot list it ({error.strerror or error})")
+        return []
     found = []
-    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+    for child in children:
         if not child.name.startswith(".") and child.name not in SKIP_DIRS:
             found += find_run_dirs(child, warnings)
     return found
@@ -71,24 +76,76 @@ def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
 
 def is_study_worker(job_dir: Path) -> bool:
     hydra_config = job_dir / ".hydra" / CONFIG_FILE
-    return hydra_config.is_file() and bool((yaml.safe_load(hydra_config.read_text()) or {}).get("sweep"))
+    try:
+        config = yaml.safe_load(hydra_config.read_text()) if hydra_config.is_file() else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and bool(config.get("sweep"))
+
+
+# The keys the report reads from a run's config.yaml, and their types.
+REQUIRED = {
+    ("reward", "name"): str,
+    ("importance_sampling", "level"): str,
+    ("importance_sampling", "epsilon"): (int, float),
+    ("importance_sampling", "epsilon_high"): (int, float),
+    ("advantage", "name"): str,
+}
 
 
 def load_run(path: Path, warnings: list[str]) -> Run | None:
-    config = yaml.safe_load((path / CONFIG_FILE).read_text()) or {}
-    if not all(isinstance(config.get(key), dict) for key in ("reward", "importance_sampling", "advantage")):
-        warnings.append(f"skipping {path}: {CONFIG_FILE} is not a harness run config")
+    """The run in `path`, or None with one warning saying why it is skipped: whatever its files contain (not YAML,
+    not JSON, binary, a directory where a file belongs, unreadable), it never raises."""
+    try:
+        return _load_run(path, warnings)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as error:
+        name = getattr(error, "filename", None) or ""
+        what = f"{Path(name).name} " if name else ""
+        reason = " ".join(str(getattr(error, "strerror", None) or error).split())[:200]
+        warnings.append(f"skipping {path}: {what}unreadable ({type(error).__name__}: {reason})")
+        return None
+
+
+def _config_problem(config) -> str | None:
+    if not isinstance(config, dict):
+        return "is not a mapping"
+    for (group, key), kind in REQUIRED.items():
+        node = config.get(group)
+        if not isinstance(node, dict) or not isinstance(node.get(key), kind) or isinstance(node.get(key), bool):
+            return f"has no valid {group}.{key}"
+    objective = config.get("objective", {})
+    if not isinstance(objective, dict) or not isinstance(objective.get("last_n", 3), int):
+        return "has no valid objective.last_n"
+    return None
+
+
+def _load_run(path: Path, warnings: list[str]) -> Run | None:
+    for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE):  # a FIFO would block the read, a device never end
+        if (path / name).exists() and not (path / name).is_file():
+            warnings.append(f"skipping {path}: {name} is not a regular file")
+            return None
+    try:
+        config = yaml.safe_load((path / CONFIG_FILE).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        warnings.append(f"skipping {path}: {CONFIG_FILE} is not valid YAML ({' '.join(str(error).split())[:160]})")
+        return None
+    problem = _config_problem(config)
+    if problem is not None:
+        warnings.append(f"skipping {path}: {CONFIG_FILE} is not a harness run config (it {problem})")
         return None
     metrics = path / METRICS_FILE
     if not metrics.is_file():
         warnings.append(f"skipping {path}: no {METRICS_FILE} (the run failed or has not logged yet)")
         return None
     records, histograms, bad_lines = [], [], 0
-    for line in metrics.read_text().splitlines():
+    for line in metrics.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:  # e.g. the last line of a killed run
             bad_lines += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int) or isinstance(record["step"], bool):
+            bad_lines += 1  # valid JSON, but not a record of a logging step
             continue
         if "adv/histogram" in record:
             histograms.append((record["step"], record["adv/histogram"]))
@@ -99,13 +156,28 @@ def load_run(path: Path, warnings: list[str]) -> Run | None:
     if not any("reward" in record for record in records):
         warnings.append(f"skipping {path}: {METRICS_FILE} has no training records")
         return None
-    if not (path / SUMMARY_FILE).is_file():  # run_job writes it last
-        warnings.append(f"{path}: no {SUMMARY_FILE} (unfinished or killed): using its {len(records)} logged step(s)")
-    elif json.loads((path / SUMMARY_FILE).read_text()).get("status") == "interrupted":
+    status = _status(path / SUMMARY_FILE)
+    if status is None:  # run_job writes it last
+        warnings.append(
+            f"{path}: no readable {SUMMARY_FILE} (unfinished or killed): using its {len(records)} logged step(s)"
+        )
+    elif status == "interrupted":
         # Its last logs are not a final window; a study reran the trial under another number.
         warnings.append(f"skipping {path}: interrupted by a signal after {len(records)} logged step(s)")
         return None
+    elif status == "failed":
+        warnings.append(f"skipping {path}: failed after {len(records)} logged step(s) (its {SUMMARY_FILE} says why)")
+        return None
     return Run(path, config, sorted(records, key=lambda r: r["step"]), histograms)
+
+
+def _status(path: Path) -> str | None:
+    """summary.json's status; None when there is no readable summary (missing, not JSON, not a mapping)."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return str(summary.get("status")) if isinstance(summary, dict) else None
 
 
 def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:

@@ -1,9 +1,10 @@
-"""Stopping a job without losing it: SIGINT/SIGTERM, and SLURM's preemption warning (harness/runtime/slurm.py).
+"""Stopping a job without losing it: SIGINT/SIGTERM/SIGHUP, and SLURM's preemption warning (harness/runtime/slurm.py).
 
 A signal only records a stop request. Training stops at the end of the current optimizer step; the job then writes
 its metrics, summary.json (`status: interrupted`) and finishes its wandb run, and the process exits 128 + the signal
-number (130 for SIGINT, 143 for SIGTERM) with one line on stderr. A second signal, or a signal outside a job (while
-Hydra composes, while torch imports), exits at once: there is nothing to save yet, or the user insists.
+number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP: a closed terminal or SSH session) with one line on stderr.
+A second signal, or a signal outside a job (while Hydra composes, while torch imports), exits at once: there is
+nothing to save yet, or the user insists.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal or SSH session closed
 _state: dict = {"jobs": 0}  # "jobs": running jobs that can stop cleanly; "signum", "checkpoint": the request
 
 
@@ -37,8 +39,8 @@ class Preempted(BaseException):
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM here, unless something else already does: submitit ignores SIGTERM in SLURM jobs
-    (the scheduler sends it around a requeue) and must keep doing so."""
+    """Handle SIGINT, SIGTERM and SIGHUP here, unless something else already does: submitit ignores SIGTERM in SLURM
+    jobs (the scheduler sends it around a requeue) and must keep doing so, and `nohup` ignores SIGHUP."""
     if threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set handlers (e.g. a joblib worker thread)
     for signum in SIGNALS:
@@ -48,6 +50,8 @@ def install() -> None:
 
 def _on_signal(signum: int, frame) -> None:
     name = signal.Signals(signum).name
+    if signum == signal.SIGHUP:
+        _detach_from_terminal()
     if not _state["jobs"] or "signum" in _state:
         say(2, f"harness: {name}: exiting now")
         os._exit(128 + signum)  # at once: no unwinding through a trainer mid-step
@@ -59,8 +63,26 @@ def say(fd: int, line: str) -> None:
     """Write from a signal handler: straight to the file descriptor, since `print` may be mid-write on the same
     buffered stream in the interrupted code (a reentrant write raises). On a terminal the line first clears the one
     the cursor is on (the live progress line and the `^C` echoed after it); the progress line is drawn again below."""
-    clear = "\r\x1b[K" if os.isatty(fd) else ""
-    os.write(fd, (clear + line + "\n").encode())
+    try:
+        clear = "\r\x1b[K" if os.isatty(fd) else ""
+        os.write(fd, (clear + line + "\n").encode())
+    except OSError:  # a terminal that is gone (EIO after SIGHUP), a closed pipe: the files tell the story
+        pass
+
+
+def _detach_from_terminal() -> None:
+    """After SIGHUP the terminal is gone and writing to it fails (EIO): stdout and stderr that were that terminal go
+    to /dev/null instead, as under `nohup`, so that finishing the step and writing the run's files cannot fail on
+    a progress line."""
+    devnull = None
+    for fd in (1, 2):
+        try:
+            if not stat.S_ISCHR(os.fstat(fd).st_mode):  # a terminal (a hung-up one answers isatty with no)
+                continue
+            devnull = os.open(os.devnull, os.O_WRONLY) if devnull is None else devnull
+            os.dup2(devnull, fd)
+        except OSError:
+            continue
 
 
 def request(signum: int, checkpoint: bool = False) -> None:

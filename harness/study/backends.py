@@ -9,7 +9,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import optuna
@@ -89,12 +89,19 @@ def _check_numbers(what: str, factory, kwargs: dict) -> None:
             raise ConfigError(f"sweep.{what}.{key}={value!r}: must be a number")
 
 
-def open_storage(spec: Mapping, sweep_dir: Path | None = None, workers: int = 1) -> optuna.storages.BaseStorage:
+def open_storage(
+    spec: Mapping, sweep_dir: Path | None = None, workers: int = 1, say: Callable[[str], None] | None = None
+) -> optuna.storages.BaseStorage:
     """The one opener of a study's storage, `spec["storage"]`: an SQLAlchemy URL, checked reachable (with the study
     file's heartbeat and connection settings when `spec` has them), or an Optuna journal file.
 
-    A study worker passes its `sweep_dir`: no storage means the journal there, created (directory included) if new.
-    Without one (the study CLI, the report), the storage must exist: a journal file or a directory holding one."""
+    A study worker passes its `sweep_dir`: no storage means the journal there, created (directory included) if new,
+    and a damaged last record is repaired before anything is appended (harness/study/journal.py). Without one (the
+    study CLI, the report), the storage must exist: a journal file or a directory holding one; a damaged journal is
+    read up to its last complete record, never changed. `say` prints a warning line (default: stderr)."""
+    from harness.study import journal
+
+    say = say or journal.warn
     url = spec.get("storage")
     if url is not None and "://" in str(url):
         return _database(str(url), spec, workers)
@@ -110,9 +117,25 @@ def open_storage(spec: Mapping, sweep_dir: Path | None = None, workers: int = 1)
             raise ConfigError(f"sweep.storage: cannot create {path.parent}: {error.strerror}") from None
         if not os.access(path.parent, os.W_OK):
             raise ConfigError(f"sweep.storage: {path.parent} is not writable")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"sweep.storage: {path} is not a file")
+        if path.is_file() and path.stat().st_size and not is_journal(path):
+            raise ConfigError(f"sweep.storage: {path} is not an Optuna journal file; move it away or choose another")
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        if sweep_dir is None:
+            backend = journal.read_only(path, say) or JournalFileBackend(str(path))
+        else:
+            journal.repair(path, say)
+            backend = JournalFileBackend(str(path))
+        return JournalStorage(backend)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the journal ({error.strerror or error})") from None
+    except Exception as error:  # noqa: BLE001 - Optuna's replay of operations it cannot apply (KeyError, ...)
+        raise ConfigError(
+            f"{path}: not a readable Optuna journal ({type(error).__name__}: {one_line(error)[:200]})"
+        ) from None
 
 
 def _database(url: str, spec: Mapping, workers: int) -> optuna.storages.RDBStorage:
@@ -135,7 +158,10 @@ def _database(url: str, spec: Mapping, workers: int) -> optuna.storages.RDBStora
 
 
 def is_journal(path: Path) -> bool:
-    """Whether `path` is an Optuna journal file: its first line is a JSON operation with an `op_code`."""
+    """Whether `path` is an Optuna journal file: its first line is a JSON operation with an `op_code`. Only a regular
+    file is opened (a FIFO would block, a device never end)."""
+    if not path.is_file():
+        return False
     try:
         with path.open("rb") as f:
             first = json.loads(f.readline(1 << 16) or b"null")  # bounded: a binary file may have no newline

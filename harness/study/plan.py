@@ -39,10 +39,12 @@ class Sweep:
 
 
 def check_study(
-    cfg: DictConfig, job_overrides: list[str], config_name: str = "config"
+    cfg: DictConfig, job_overrides: list[str], config_name: str = "config", command_line: list[str] | None = None
 ) -> tuple[dict, list[Param], list[str], optuna.pruners.BasePruner]:
-    """The study file checked against the composed config, writing nothing: (spec, parameters, trial base, pruner)."""
+    """The study file checked against the composed config, writing nothing: (spec, parameters, trial base, pruner).
+    `command_line`: the job's overrides, sweep keys included (the preflight's), to tell dead settings it gave."""
     spec = _study_spec(cfg)
+    check_dead_settings(spec, command_line)
     # A study chosen by an experiment preset (`experiment=tuned_comparison`): its trials are single runs of that preset.
     if any(o.lstrip("+~").startswith("experiment=") for o in job_overrides):
         job_overrides = [*job_overrides, "~sweep"]
@@ -169,6 +171,35 @@ def arm_space(spec: dict, level: str) -> dict:
     if clash:
         raise ConfigError(f"sweep.level_space.{level}.{clash[0]} is also in sweep.space; give it one place")
     return {**spec["space"], **extra}
+
+
+RDB_ONLY = ("heartbeat_interval", "grace_period", "hold_connection")  # read only by an RDB storage (backends.py)
+
+
+def check_dead_settings(spec: dict, command_line: list[str] | None) -> None:
+    """Refuse study settings that would be accepted and do nothing: an RDB storage's settings with a journal file,
+    and a pruner's arguments with `pruner.name: none` (unless the command line turned a study file's pruner off
+    with `sweep.pruner.name=none`: its arguments then stay in the file, as documented in sweeps/README.md)."""
+    from harness.config.options import CONF_DIR
+
+    if spec["storage"] is None or "://" not in str(spec["storage"]):
+        defaults = OmegaConf.load(CONF_DIR / "sweep" / "_study.yaml").sweep
+        for key in RDB_ONLY:
+            if spec[key] != defaults.get(key):
+                shown = str(spec[key]).lower() if isinstance(spec[key], bool) else spec[key]
+                raise ConfigError(
+                    f"sweep.{key}={shown} has no effect with a journal file (sweep.storage="
+                    f"{spec['storage'] or 'null'}): it applies only to a database storage; remove it"
+                )
+    pruner = dict(spec["pruner"] or {})
+    if pruner.pop("name", None) == "none" and pruner and command_line is not None:
+        given = [o.partition("=")[0].lstrip("+") for o in command_line if o.lstrip("+").startswith("sweep.pruner.")]
+        from_command_line = [key for key in pruner if f"sweep.pruner.{key}" in given]
+        if from_command_line or "sweep.pruner.name" not in given:
+            key = (from_command_line or sorted(pruner))[0]
+            raise ConfigError(
+                f"sweep.pruner.{key}={pruner[key]} has no effect with sweep.pruner.name=none (no pruning); remove it"
+            )
 
 
 def _study_spec(cfg: DictConfig) -> dict:

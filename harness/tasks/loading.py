@@ -14,33 +14,57 @@ from harness.config.groups import Reward
 from harness.config.schema import ConfigError
 
 
-class CheckedReward:
-    """A reward function with trl's name attribute that refuses a wrong number of values or NaN."""
+class UserCodeError(ValueError):
+    """A user's function (a reward) raised or returned something unusable: the message names the function, its
+    `_target_` and the call (harness/training/failures.py reports it as the run's one line)."""
 
-    def __init__(self, name: str, fn: Callable, per_token: bool = False):
+
+class CheckedReward:
+    """A reward function with trl's name attribute that refuses a wrong number of values or NaN, and names itself
+    and its call (1: the pre-flight call of `build_task`) in whatever it raises."""
+
+    def __init__(self, name: str, fn: Callable, per_token: bool = False, target: str | None = None):
         self.__name__ = name
         self.fn = fn
         self.per_token = per_token
+        self.calls = 0
+        key = f"reward.{'token_function' if per_token else 'functions.' + name}"
+        self.where = f"{key} ({target})" if target else key
 
     def __call__(self, **kwargs) -> list:
-        values = self.fn(**kwargs)
+        self.calls += 1
+        try:
+            values = self.fn(**kwargs)
+            self._check(values, kwargs)
+        except UserCodeError:
+            raise
+        except ValueError as error:  # the checks below
+            head, sep, tail = str(error).partition(";")
+            raise UserCodeError(f"{head} on call {self.calls}{sep}{tail}") from error
+        except Exception as error:  # noqa: BLE001 - user code: whatever it raises is named, not a traceback
+            message = " ".join(str(error).split())[:300] or "no message"
+            raise UserCodeError(
+                f"{self.where} raised {type(error).__name__} on call {self.calls}: {message}"
+            ) from error
+        return values
+
+    def _check(self, values, kwargs) -> None:
         expected = len(kwargs["prompts"])
-        where = f"reward.{'token_function' if self.per_token else 'functions.' + self.__name__}"
-        if values is None or len(values) != expected:
-            got = "None" if values is None else len(values)
+        where = self.where
+        if values is None or not hasattr(values, "__len__") or len(values) != expected:
+            got = "None" if values is None else len(values) if hasattr(values, "__len__") else repr(values)
             raise ValueError(f"{where} returned {got} values for {expected} completions; return one per completion")
         for i, value in enumerate(values):
             if self.per_token:
                 _check_token_row(where, i, value, len(kwargs["tokens"][i]))
             elif value is not None and not _finite_number(value):
                 raise ValueError(f"{where} returned {value!r} for completion {i}; rewards must be finite numbers")
-        return values
 
 
 def _check_token_row(where: str, i: int, row: Any, length: int) -> None:
     """One value per token: a finite number where the token carries a reward, None where it carries none."""
-    if row is None or len(row) != length:
-        got = "None" if row is None else len(row)
+    if row is None or not hasattr(row, "__len__") or len(row) != length:
+        got = "None" if row is None else len(row) if hasattr(row, "__len__") else repr(row)
         raise ValueError(f"{where} returned {got} token rewards for completion {i} of {length} tokens")
     for value in row:
         if value is not None and not _finite_number(value):
@@ -70,13 +94,14 @@ def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
     if len(dataset) == 0:  # trl would fail deep inside its sampler
         raise ConfigError(f"reward.dataset ({cfg.dataset['_target_']}) is empty; give it at least one row")
     functions = [
-        CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn"))
+        CheckedReward(name, _instantiate(spec.fn, f"reward.functions.{name}.fn"), target=spec.fn["_target_"])
         for name, spec in cfg.functions.items()
     ]
     token_function = None
     if cfg.token_function is not None:
         function = _instantiate(cfg.token_function, "reward.token_function")
-        token_function = CheckedReward("token_function", function, per_token=True)
+        target = cfg.token_function["_target_"]
+        token_function = CheckedReward("token_function", function, per_token=True, target=target)
     task = Task(dataset, functions, token_function)
     if evaluation and cfg.eval_dataset is not None:
         task.eval_dataset = _instantiate(cfg.eval_dataset, "reward.eval_dataset")

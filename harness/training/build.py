@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.config.evaluation import evaluates
 from harness.config.groups import Run
 from harness.config.registry import TOKEN_REWARDS
+from harness.config.schema import ConfigError
 
 
 def eval_kwargs(run: Run) -> dict:
@@ -57,37 +58,65 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
     from harness.tasks.loading import build_task
     from harness.training.console import hide_transformers_bars, note
     from harness.training.evaluation import EvalSetup
+    from harness.training.failures import building
     from harness.training.model import build_model, build_tokenizer
     from harness.training.trainer import HarnessGRPOTrainer
 
-    args = grpo_config(run, output_dir)
-    tokenizer = build_tokenizer(run.model)
-    # calls the rewards once: a broken one fails here
-    task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))
+    # Each step inside the build boundary (harness/training/failures.py): a failure is one line naming its key.
+    model_key = "model.source=tiny" if run.model.source == "tiny" else f"model.path={run.model.path}"
+    with building("trl's GRPOConfig refused the trainer settings", trainer=run.trainer):
+        args = grpo_config(run, output_dir)
+    with building("loading the tokenizer", model_key):
+        tokenizer = build_tokenizer(run.model)
+    with building("building the task", f"reward={run.reward.name}"):
+        # calls the rewards once: a broken one fails here
+        task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))
+    check_fills_a_batch(run, args, len(task.dataset))  # before the model: a run that would train 0 steps
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
-    with PartialState().main_process_first():  # rank 0 writes the initial model, the others read it
-        model = build_model(run.model, tokenizer, output_dir)
+    with building("loading the model", model_key), PartialState().main_process_first():
+        model = build_model(run.model, tokenizer, output_dir)  # rank 0 writes the initial model, the others read it
     estimator = run.advantage.configured
     evaluation = {}
     if evaluates(run):
         evaluation = dict(eval_dataset=task.eval_dataset, eval_setup=EvalSetup(run.eval, task.accuracy))
     elif run.eval.enabled and PartialState().is_main_process:
         note(f"harness: evaluation is off: reward={run.reward.name} has no reward.eval_dataset (docs/evaluation.md)")
-    trainer = HarnessGRPOTrainer(
-        model=model,
-        processing_class=tokenizer,
-        reward_funcs=task.functions,
-        args=args,
-        train_dataset=task.dataset,
-        callbacks=callbacks,
-        estimator=estimator,
-        token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
-        **evaluation,
-    )
+    with building("trl's GRPOTrainer refused the settings", trainer=run.trainer):
+        trainer = HarnessGRPOTrainer(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=task.functions,
+            args=args,
+            train_dataset=task.dataset,
+            callbacks=callbacks,
+            estimator=estimator,
+            token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
+            **evaluation,
+        )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer
+
+
+def check_fills_a_batch(run: Run, args, rows: int) -> None:
+    """Refuse a dataset too small for one generation batch: trl's sampler drops the incomplete batch, so such a run
+    trains 0 steps and would report success with a NaN objective."""
+    prompts = args.generation_batch_size // args.num_generations  # distinct prompts per generation, all processes
+    if rows < prompts:
+        set_by = (
+            "trainer.generation_batch_size"
+            if run.trainer.get("generation_batch_size")
+            else (
+                f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x {args.world_size} "
+                f"process(es) x trainer.steps_per_generation={args.steps_per_generation}"
+            )
+        )
+        raise ConfigError(
+            f"reward.dataset of reward={run.reward.name} has {rows} rows but one generation batch takes {prompts} "
+            f"distinct prompts ({set_by} = {args.generation_batch_size} completions / trainer.num_generations="
+            f"{args.num_generations}): the run would train 0 steps; make the batch smaller or the dataset larger"
+        )
 
 
 def effective_precision(trainer) -> dict:

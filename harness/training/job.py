@@ -41,43 +41,63 @@ def run_job(
     from harness.runtime.slurm import resume_checkpoint
     from harness.training.build import build_trainer, effective_precision
     from harness.training.console import ProgressDisplay
+    from harness.training.failures import RunFailed, building, clean_up, describe, log_traceback
     from harness.training.sinks import MetricsSink, wandb_run
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.group = group  # record the effective group in config.yaml and the wandb config
-    sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
-    display = ProgressDisplay(label=output_dir.name)  # rank 0: a live line on a terminal, a line per log elsewhere
-    stopper = stop.stop_callback()  # SIGINT/SIGTERM and SLURM's preemption warning end training at a step boundary
-    distributed.init(cfg.trainer)  # several ranks: collectives time out after trainer.ddp_timeout
-    # Building checks the trainer fields and calls the rewards once before it writes anything.
-    trainer = build_trainer(spec, output_dir, [sink, display, *callbacks, stopper])
-    sink.trainer = trainer
-    with open_dict(cfg):
-        cfg.precision = effective_precision(trainer)
-    # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/runtime/slurm.py).
-    main = trainer.accelerator.is_main_process  # rank 0 writes the run's files (the sink and wandb check it too)
-    checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE, main)
-    if main:
-        (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
+    before = {p.name for p in output_dir.iterdir()} if output_dir.is_dir() else set()  # Hydra's files, a requeue's
+    try:  # the build boundary (harness/training/failures.py): anything raised here is one line, exit 2, nothing left
+        with building("the run directory", f"hydra.run.dir={output_dir}"):
+            output_dir.mkdir(parents=True, exist_ok=True)
+        with open_dict(cfg):
+            cfg.group = group  # record the effective group in config.yaml and the wandb config
+        sink = MetricsSink(output_dir / METRICS_FILE, histogram_every=cfg.stats.histogram_every)
+        display = ProgressDisplay(label=output_dir.name)  # rank 0: a live line on a terminal, a line per log elsewhere
+        stopper = stop.stop_callback()  # SIGINT/SIGTERM/SIGHUP, SLURM's preemption warning: stop at a step boundary
+        with building("setting up the processes", trainer=spec.trainer):
+            distributed.init(cfg.trainer)  # several ranks: collectives time out after trainer.ddp_timeout
+        # Building checks the trainer fields and calls the rewards once before it writes anything.
+        trainer = build_trainer(spec, output_dir, [sink, display, *callbacks, stopper])
+        sink.trainer = trainer
+        with open_dict(cfg):
+            cfg.precision = effective_precision(trainer)
+        # A requeued SLURM job continues from the checkpoint its previous attempt saved here (harness/runtime/slurm.py).
+        main = trainer.accelerator.is_main_process  # rank 0 writes the run's files (the sink and wandb check it too)
+        with building("the run directory", f"hydra.run.dir={output_dir}"):
+            checkpoint, sink.records = resume_checkpoint(Path(trainer.args.output_dir), output_dir / METRICS_FILE, main)
+            if main:
+                (output_dir / CONFIG_FILE).write_text(redact.mask(OmegaConf.to_yaml(cfg, resolve=True)))
+    except ConfigError:
+        clean_up(output_dir, before)
+        raise
+    failure = None
     with stop.graceful(), wandb_run(cfg, output_dir, group, run_id) as run:
         sink.wandb_run = run
-        try:
+        try:  # the training boundary: user code or the environment failing from here on is RunFailed, exit 1
             trainer.train(trial=trial, resume_from_checkpoint=checkpoint)
+            if stopper.stopped_at is not None:
+                status = "interrupted"
+            elif any(getattr(callback, "pruned", False) for callback in callbacks):
+                status = "pruned"
+            else:
+                status = "finished"
+            if status == "finished":  # pruned and interrupted runs exit checkpoint-free
+                trainer.save_model(str(output_dir / "final_model"))
+        except Exception as error:  # noqa: BLE001 - the boundary: whatever user code or the environment raised
+            failure, status = error, "failed"
+            shutil.rmtree(output_dir / "final_model", ignore_errors=True)  # a partial model is not a result
         finally:
-            display.close()  # a failed step leaves no half-drawn line before the traceback
-        if stopper.stopped_at is not None:
-            status = "interrupted"
-        elif any(getattr(callback, "pruned", False) for callback in callbacks):
-            status = "pruned"
-        else:
-            status = "finished"
-        if status == "finished":  # pruned and interrupted runs exit checkpoint-free
-            trainer.save_model(str(output_dir / "final_model"))
+            display.close()  # a failed step leaves no half-drawn line
         summary = summarize(sink.records, cfg, output_dir, run, status)
         summary["processes"] = trainer.accelerator.num_processes
+        if failure is not None:
+            summary["reason"] = describe(failure)
+            summary["failed_after_step"] = trainer.state.global_step
         if run is not None:
             run.summary.update({"objective": summary["objective"], "status": status, "processes": summary["processes"]})
+        if failure is not None:  # inside the wandb run: it finishes as failed (exit code 1)
+            written = write_summary(output_dir, summary) if main else None
+            logged = log_traceback(output_dir, failure)
+            raise RunFailed(failure_line(cfg.name, summary, output_dir, written, logged)) from failure
     if main:
         (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
@@ -87,15 +107,46 @@ def run_job(
     return distributed.share(summary["objective"])  # only rank 0 has the records: every rank returns its value
 
 
-def check_fresh(output_dir: Path) -> None:
+def write_summary(output_dir: Path, summary: dict) -> str | None:
+    """Write summary.json; None when it was written, else why not (a full disk)."""
+    try:
+        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    except OSError as error:
+        (output_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a half-written summary would read as a result
+        return error.strerror or type(error).__name__
+    return None
+
+
+def failure_line(name: str, summary: dict, output_dir: Path, summary_problem: str | None, logged: bool) -> str:
+    """The one line of a run that failed after training started: what failed, and what is kept where."""
+    kept = [f"{METRICS_FILE} (every logged step)"]
+    kept.append(SUMMARY_FILE if summary_problem is None else f"no {SUMMARY_FILE} ({summary_problem})")
+    if logged:
+        kept.append("the traceback in run.log")
+    return (
+        f"{name} failed after step {summary['failed_after_step']}: {summary['reason']}; "
+        f"kept in {output_dir}: {', '.join(kept)}"
+    )
+
+
+def check_fresh(output_dir: Path, key: str | None = None) -> None:
     """Refuse a run directory that already holds a run: appending would mix two runs' steps in one metrics file.
-    A requeued SLURM job is the exception: it resumes its own run there (harness/runtime/slurm.py)."""
+    A requeued SLURM job is the exception: it resumes its own run there (harness/runtime/slurm.py). `key`: the
+    setting that chose the directory (default: hydra.sweep.dir in a multirun's job, else hydra.run.dir)."""
     from harness.runtime.slurm import requeued
 
-    if (output_dir / METRICS_FILE).exists() and not requeued():
-        raise ConfigError(
-            f"{output_dir} already holds a run ({METRICS_FILE}); choose another hydra.run.dir or move it away"
-        )
+    held = [name for name in (METRICS_FILE, SUMMARY_FILE, CONFIG_FILE) if (output_dir / name).exists()]
+    if held and not requeued():  # summary.json alone: a run that failed before it logged
+        key = key or _dir_key()
+        raise ConfigError(f"{output_dir} already holds a run ({held[0]}); choose another {key} or move it away")
+
+
+def _dir_key() -> str:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return "hydra.sweep.dir" if multirun else "hydra.run.dir"
 
 
 def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, status: str = "finished") -> dict:
@@ -104,7 +155,7 @@ def summarize(records: list[dict], cfg: DictConfig, output_dir: Path, run, statu
     first = train[:window]
     summary = {
         "name": cfg.name,
-        "status": status,  # finished, pruned (Optuna) or interrupted (SIGINT/SIGTERM)
+        "status": status,  # finished, pruned (Optuna), interrupted (SIGINT/SIGTERM/SIGHUP) or failed (+ "reason")
         "steps": max((r["step"] for r in records), default=0),
         "objective_metric": cfg.objective.metric,
         "objective": objective_value(records, cfg.objective.metric, window),
@@ -178,11 +229,13 @@ def wandb_command() -> str:
     return "wandb" if shutil.which("wandb") == str(beside) or not beside.exists() else str(beside)
 
 
-def fail(error: ConfigError, output_dir: Path | None = None) -> None:
-    """Print the one-line error, drop a job directory that holds only Hydra's own files, exit 2."""
-    if output_dir is not None and output_dir.is_dir():
-        leftovers = {p.name for p in output_dir.iterdir()} - {".hydra"}
-        if all(name.endswith(".log") for name in leftovers):
-            shutil.rmtree(output_dir, ignore_errors=True)  # the other ranks of the job may be removing it too
+def fail(error: ConfigError, output_dir: Path | None = None, sweep_dir: Path | None = None) -> None:
+    """Print the one-line error, drop a job directory that holds only Hydra's own files (and a multirun's
+    `sweep_dir` left holding only its multirun.yaml), exit 2."""
+    for directory, hydra_files in ((output_dir, {".hydra"}), (sweep_dir, {"multirun.yaml"})):
+        if directory is not None and directory.is_dir():
+            leftovers = {p.name for p in directory.iterdir()} - hydra_files
+            if all(name.endswith(".log") for name in leftovers):
+                shutil.rmtree(directory, ignore_errors=True)  # the other ranks of the job may be removing it too
     print(f"harness: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2)

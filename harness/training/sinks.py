@@ -44,9 +44,8 @@ class MetricsSink(TrainerCallback):
         else:
             histogram = self._histogram(step)
             record = {"step": step, **values} | ({} if histogram is None else {"adv/histogram": histogram})
-            self.records.append(record)
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            self._append((json.dumps(record) + "\n").encode())
+            self.records.append(record)  # after the write: the records are what the file holds
         if self.wandb_run is not None:
             scalars = dict(values)
             if histogram is not None:
@@ -62,11 +61,36 @@ class MetricsSink(TrainerCallback):
         last = self.records[-1]
         for key, value in values.items():
             last.setdefault(key, value)
-        with self.path.open("r+b") as f:
-            data = f.read()
-            f.seek(data.rstrip(b"\n").rfind(b"\n") + 1)
-            f.write((json.dumps(last) + "\n").encode())
-            f.truncate()
+        data = self.path.read_bytes()
+        start = data.rstrip(b"\n").rfind(b"\n") + 1
+        line = (json.dumps(last) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            try:
+                _write_all(fd, line, start)
+                os.ftruncate(fd, start + len(line))
+            except OSError as error:  # a full disk: the record as it was (its blocks are allocated), then the error
+                error.filename = error.filename or str(self.path)
+                _write_all(fd, data[start:], start)
+                os.ftruncate(fd, len(data))
+                raise
+        finally:
+            os.close(fd)
+
+    def _append(self, line: bytes) -> None:
+        """Append one record line, or nothing: a write cut short by a full disk is truncated away, so that every
+        line of the file stays a complete record, and the error goes on to the job's failure boundary."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line)
+            except OSError as error:
+                error.filename = error.filename or str(self.path)  # os.write names no file
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
 
     def _histogram(self, step: int) -> dict | None:
         if not self.histogram_every or step % self.histogram_every or self.trainer is None:
@@ -86,6 +110,16 @@ class MetricsSink(TrainerCallback):
             low, high = low - 0.5, high + 0.5
         counts, edges = torch.histogram(values, bins=HISTOGRAM_BINS, range=(low, high))
         return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """Write all of `data` (at `offset`, or appending), however many calls the kernel takes; OSError as it comes."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[written:]
+        if offset is not None:
+            offset += written
 
 
 PROBE_TIMEOUT_S = 3.0  # wandb itself waits 90 s for its server, then fails the run
