@@ -17,15 +17,16 @@ from harness.config.schema import ConfigError
 class CheckedReward:
     """A reward function with trl's name attribute that refuses a wrong number of values or NaN."""
 
-    def __init__(self, name: str, fn: Callable, per_token: bool = False):
+    def __init__(self, name: str, fn: Callable, per_token: bool = False, where: str | None = None):
         self.__name__ = name
         self.fn = fn
         self.per_token = per_token
+        self.where = where
 
     def __call__(self, **kwargs) -> list:
         values = self.fn(**kwargs)
         expected = len(kwargs["prompts"])
-        where = f"reward.{'token_function' if self.per_token else 'functions.' + self.__name__}"
+        where = self.where or f"reward.{'token_function' if self.per_token else 'functions.' + self.__name__}"
         if values is None or len(values) != expected:
             got = "None" if values is None else len(values)
             raise ValueError(f"{where} returned {got} values for {expected} completions; return one per completion")
@@ -61,6 +62,7 @@ class Task:
     token_function: CheckedReward | None
     eval_dataset: Any = None  # held-out rows (reward.eval_dataset), when the task has them
     accuracy: Callable | None = None  # 0/1 per completion (reward.accuracy)
+    credit_reference: CheckedReward | None = None  # token rewards giving the true credit (`adv/credit_corr`)
 
 
 def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
@@ -77,7 +79,11 @@ def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
     if cfg.token_function is not None:
         function = _instantiate(cfg.token_function, "reward.token_function")
         token_function = CheckedReward("token_function", function, per_token=True)
-    task = Task(dataset, functions, token_function)
+    credit_reference = None
+    if cfg.credit_reference is not None:
+        function = _instantiate(cfg.credit_reference, "reward.credit_reference")
+        credit_reference = CheckedReward("credit_reference", function, per_token=True, where="reward.credit_reference")
+    task = Task(dataset, functions, token_function, credit_reference=credit_reference)
     if evaluation and cfg.eval_dataset is not None:
         task.eval_dataset = _instantiate(cfg.eval_dataset, "reward.eval_dataset")
         target = cfg.eval_dataset["_target_"]
@@ -114,13 +120,14 @@ def _smoke_test(task: Task, eos_token: str) -> None:
     completions = [[{"role": "assistant", "content": ""}] if conversational else "" for _ in rows]
     for fn in task.functions:
         fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
-    if task.token_function is not None:
-        task.token_function(
-            prompts=prompts,
-            completions=["" for _ in rows],
-            tokens=[[eos_token] for _ in rows],
-            token_spans=[[(0, 0)] for _ in rows],
-            completion_ids=[[0] for _ in rows],
-            eos_token=eos_token,
-            **columns,
-        )
+    for token_function in (task.token_function, task.credit_reference):
+        if token_function is not None:
+            token_function(
+                prompts=prompts,
+                completions=["" for _ in rows],
+                tokens=[[eos_token] for _ in rows],
+                token_spans=[[(0, 0)] for _ in rows],
+                completion_ids=[[0] for _ in rows],
+                eos_token=eos_token,
+                **columns,
+            )
