@@ -24,6 +24,8 @@ class AdvantageBatch:
     token_rewards: torch.Tensor | None = None  # (N, T) TOKEN_REWARDS: the task's token rewards, 0 where none
     reward_mask: torch.Tensor | None = None  # (N, T) TOKEN_REWARDS: 1 where a token carries a reward
     entropies: torch.Tensor | None = None  # (N, T) ENTROPIES: the sampling policy's entropy at each token
+    steps: torch.Tensor | None = None  # (N, T) GENERATIONS: each valid token's step index (-1 or 0 on padding)
+    step_values: torch.Tensor | None = None  # (N, S) GENERATIONS: Monte-Carlo value V^(s_k) of each row's steps
 
     @property
     def shape(self) -> tuple[int, int]:

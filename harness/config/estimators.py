@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.config.registry import ENTROPIES, TOKEN_REWARDS, Entry, Registry
-from harness.config.schema import doc, ranged
+from harness.config.registry import ENTROPIES, GENERATIONS, TOKEN_REWARDS, Entry, Registry
+from harness.config.schema import ConfigError, doc, ranged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +78,8 @@ class EntropyBonus:
         A_{i,t} = A_i + min(alpha * H_{i,t}, |A_i| / kappa)        H detached
 
     The clip keeps the term below |A_i| (kappa > 1): it never flips the advantage's sign, and alpha = 0 is
-    exactly the outcome advantage. alpha = 0.4, kappa = 2: the defaults reimplementations cite from the paper.
+    exactly the outcome advantage. alpha = 0.4, kappa = 2: the defaults reimplementations cite from the paper, not
+    checked against its text (the stored copies reachable here hold its abstract and introduction only).
     """
 
     alpha: float = ranged(0.4, ge=0, doc="weight of the entropy term (0: trl's outcome advantage)")
@@ -103,7 +104,8 @@ class Gtpo:
     with 0/1 rewards this keeps only the entropy redistribution (the outcome sign and alpha1 cancel).
     normalisation=outcome (this harness's variant): A_{i,t} = alpha1 A_i + alpha2 s_{i,t}, trl's outcome advantage
     plus the unnormalised entropy term s of the lines above; alpha2 = 0 is exactly the outcome advantage.
-    alpha1 = 1, alpha2 = 0.1: the paper's values. Groups with equal rewards get 0.
+    alpha1 = 1, alpha2 = 0.1: the paper's values as two reproductions quote them, not checked against its text (the
+    stored copies reachable here hold its abstract and introduction only). Groups with equal rewards get 0.
     """
 
     alpha1: float = ranged(1.0, ge=0, doc="weight of the sequence reward (outcome: of trl's advantage)")
@@ -138,3 +140,45 @@ class Ktae:
     h3: float = ranged(1.0, ge=0, doc="weight of the frequency-ratio direction term")
     bm25_k1: float = ranged(1.2, gt=0, doc="BM25 term-frequency saturation")
     bm25_b: float = ranged(0.75, ge=0, le=1, doc="BM25 length normalisation")
+
+
+@ESTIMATORS.register(
+    "mc_value",
+    "Monte-Carlo step values from K extra continuations per step boundary: A = V(s_next) - V(s) (VinePPO)",
+    compute="harness.algorithms.credit.mc_value:mc_value",
+    needs=frozenset({GENERATIONS}),
+)
+@dataclass(frozen=True, kw_only=True)
+class McValue:
+    """VinePPO's Monte-Carlo credit (Kazemnejad et al., arXiv 2410.01679, §4). A completion is cut into steps at
+    step boundaries; s_k is the prompt plus the completion's tokens before step k (s_0 the prompt). From each s_k the
+    trainer samples K continuations with the run's own sampling settings, scores each (prefix + continuation) with
+    the task's reward functions (weighted as trl weighs them), and every token of step k gets
+
+        A_{i,t} = V^(s_{k+1}) - V^(s_k)   (+ R_i on the last step, V^(s_K) = 0),   V^(s) = mean of the K rewards
+
+    so the step advantages of a completion add up to R_i - V^(s_0). Undiscounted, unnormalised (the paper's LLM
+    setting: gamma = 1, the MC values replace PPO's critic). Boundaries: `separator` (a step ends with each
+    occurrence of its tokens) or `every` N tokens, exactly one of them. Cost: K continuations per distinct prefix,
+    all in ONE batched `generate` call per generation step (identical prefixes, e.g. s_0 of a group, are shared);
+    `mc/generations` logs how many. Step rewards are not added: V^ estimates the return of the task's sequence
+    reward only, so adding a token reward would count a different return than the one V^ estimates.
+    K = 9: the number of MC rollouts per state we recall from the paper's experiments; the stored copy of the paper
+    available here ends before its experimental setup (§5), so the value is not checked against its text.
+    """
+
+    rollouts: int = ranged(9, ge=1, doc="K: continuations sampled from each step boundary's prefix")
+    separator: str | None = doc(None, "a step ends with each occurrence of this string (its tokens); or use `every`")
+    every: int | None = ranged(None, ge=1, doc="a step is this many tokens; or use `separator`")
+
+    def __post_init__(self):
+        if (self.separator is None) == (self.every is None):
+            given = "both" if self.separator is not None else "neither"
+            raise ConfigError(
+                f"advantage.estimator=mc_value needs step boundaries: set exactly one of advantage.separator "
+                f"(a string) and advantage.every (an integer >= 1); {given} set"
+            )
+        if self.separator is not None and not self.separator:
+            raise ConfigError(
+                "advantage.separator='' marks no boundary; give a non-empty string or use advantage.every"
+            )

@@ -106,6 +106,11 @@ class Reward:
     accuracy: dict | None = doc(
         None, parser=optional_target, text="exact-match accuracy of a completion, 0 or 1 (`_target_`, `_partial_`)"
     )
+    credit_reference: dict | None = doc(
+        None,
+        parser=optional_target,
+        text="token rewards whose process advantages are the true credit: `adv/credit_corr` (never trained on)",
+    )
 
 
 def level_name(value, path: str) -> str:
@@ -208,6 +213,13 @@ class Eval:
 @dataclass(frozen=True, kw_only=True)
 class Stats:
     histogram_every: int = ranged(ge=0, doc="advantage histogram every N steps (0: never)")
+    credit_mc_every: int = ranged(
+        0,
+        ge=0,
+        doc="every N-th generation, Monte-Carlo step advantages as a reference credit: adv/credit_corr_mc (0: never)",
+    )
+    credit_mc_rollouts: int = ranged(4, ge=1, doc="continuations per step prefix of that reference")
+    credit_mc_tokens: int = ranged(1, ge=1, doc="that reference's steps: every N tokens")
 
 
 @dataclass(frozen=True, kw_only=True)

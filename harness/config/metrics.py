@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from harness.config.evaluation import check_eval_metric, evaluates
 from harness.config.groups import Run
+from harness.config.registry import GENERATIONS
 from harness.config.schema import did_you_mean, require
 
 CLIPPED_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # trl 1.16 logs clip_ratio/* for these only
@@ -39,6 +40,18 @@ WHEN: dict[str, tuple[str, Callable[[Run], bool]]] = {
     "eval_accuracy": (
         "as `eval`, for a task with `reward.accuracy`",
         lambda run: evaluates(run) and run.reward.accuracy is not None,
+    ),
+    "generations": (
+        "an estimator that generates (`advantage=mc_value`)",
+        lambda run: GENERATIONS in run.advantage.configured.needs,
+    ),
+    "credit_mc": (
+        "`stats.credit_mc_every` > 0 and a per-token estimator (logs whose window holds a reference generation)",
+        lambda run: run.stats.credit_mc_every > 0 and not run.advantage.configured.entry.per_sequence,
+    ),
+    "credit": (
+        "`reward.credit_reference` set and a per-token estimator (logs whose completions vary in both)",
+        lambda run: run.reward.credit_reference is not None and not run.advantage.configured.entry.per_sequence,
     ),
 }
 
@@ -89,6 +102,16 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("adv/frac_zero", "fraction of valid tokens with A = 0", f"{STATS}.finalize"),
     Metric("adv/within_seq_std", "mean over sequences of the std of A along the sequence: exactly 0 under "
            "`outcome`; GSPO-token can differ from GSPO only where it is > 0", f"{STATS}.finalize"),
+    Metric("adv/credit_corr", "how right the credit is: within each completion, Spearman's rank correlation "
+           "between the per-token advantages the loss sees and the process advantages of the task's "
+           "`reward.credit_reference` token rewards (the true credit), averaged over completions where both vary",
+           f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments", when="credit"),
+    Metric("adv/credit_corr_mc", "as `adv/credit_corr`, against Monte-Carlo step advantages (`mc_value`'s, "
+           "`stats.credit_mc_rollouts` continuations per prefix): the credit check for any task",
+           f"{STATS}.finalize, from {TRAINER}", when="credit_mc"),
+    Metric("mc/generations", "Monte-Carlo continuations sampled per generation step, all ranks (K per distinct "
+           "step prefix: the cost of `mc_value`)", f"{STATS}.finalize, from harness.training.trainer",
+           when="generations"),
     Metric("adv/histogram", "histogram of the per-token advantages (a wandb histogram; `{counts, edges}` in "
            "metrics.jsonl)", SINK, when="histogram", objective=False),
     Metric("clip/low_frac_token", _clip("low", "token-weighted"), f"{STATS}.finalize"),

@@ -16,7 +16,7 @@ from harness.config.gpu import check_gpu_presets
 from harness.config.groups import LEVEL_BLIND_LOSSES, Logger, LossType, Model, Run
 from harness.config.metrics import check_metric
 from harness.config.options import CONF_DIR, group_options
-from harness.config.registry import TOKEN_REWARDS
+from harness.config.registry import GENERATIONS, TOKEN_REWARDS
 from harness.config.schema import ConfigError, imported, require
 
 
@@ -64,6 +64,11 @@ def check_needs(run: Run) -> None:
             f"advantage={advantage.name} needs a token-level reward but reward={reward.name} has none "
             f"(reward.token_function is null); use advantage={'/'.join(without)} or reward={'/'.join(with_tokens)}"
         )
+    require(
+        GENERATIONS not in needs or not run.trainer_value("use_vllm"),
+        f"advantage={advantage.name} samples its Monte-Carlo continuations with transformers' generate; "
+        "trainer.use_vllm=true (generation=vllm_*) is not supported with it: drop the generation option",
+    )
     if TOKEN_REWARDS not in needs and reward.token_function is not None:
         token_target = reward.token_function["_target_"]
         require(

@@ -119,7 +119,15 @@ STEP_FIGURES = [
      ("Within-sequence spread of the advantages: exactly 0 under outcome advantages, where GSPO-token reduces to "
       "GSPO; only a positive spread lets the two differ."),
      [("adv/within_seq_std", "within-sequence std"), ("adv/std", "std over all tokens")]),
+    ("credit", "How right the credit is",
+     ("adv/credit_corr: within each completion, Spearman's rank correlation between the per-token advantages the "
+      "loss saw and the process advantages of the task's reference token rewards (reward.credit_reference, the "
+      "true credit), averaged over completions; 1 = the true ranking. Not logged for outcome advantages, which "
+      "do not rank tokens."),
+     [("adv/credit_corr", "credit rank correlation")]),
 ]  # fmt: skip
+# Shown in the final table when some run logs it (tasks with a reference credit).
+CREDIT_METRICS = [("adv/credit_corr", "credit rank corr")]
 
 
 def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_variants: bool) -> TaskSection:
@@ -150,7 +158,8 @@ def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_v
         if split_variants
         else " (study trials: their other parameters vary, see the study section)."
     )
-    metrics = held_out + TABLE_METRICS + [(m, f"objective ({m})") for m in objectives]
+    credit = [(key, label) for key, label in CREDIT_METRICS if any(run.series(key) for run in runs)]
+    metrics = held_out + TABLE_METRICS + credit + [(m, f"objective ({m})") for m in objectives]
     return TaskSection(
         task=task,
         runs=runs,

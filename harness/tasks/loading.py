@@ -23,12 +23,14 @@ class CheckedReward:
     """A reward function with trl's name attribute that refuses a wrong number of values or NaN, and names itself
     and its call (1: the pre-flight call of `build_task`) in whatever it raises."""
 
-    def __init__(self, name: str, fn: Callable, per_token: bool = False, target: str | None = None):
+    def __init__(
+        self, name: str, fn: Callable, per_token: bool = False, target: str | None = None, key: str | None = None
+    ):
         self.__name__ = name
         self.fn = fn
         self.per_token = per_token
         self.calls = 0
-        key = f"reward.{'token_function' if per_token else 'functions.' + name}"
+        key = key or f"reward.{'token_function' if per_token else 'functions.' + name}"
         self.where = f"{key} ({target})" if target else key
 
     def __call__(self, **kwargs) -> list:
@@ -85,6 +87,7 @@ class Task:
     token_function: CheckedReward | None
     eval_dataset: Any = None  # held-out rows (reward.eval_dataset), when the task has them
     accuracy: Callable | None = None  # 0/1 per completion (reward.accuracy)
+    credit_reference: CheckedReward | None = None  # token rewards giving the true credit (`adv/credit_corr`)
 
 
 def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
@@ -102,7 +105,14 @@ def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
         function = _instantiate(cfg.token_function, "reward.token_function")
         target = cfg.token_function["_target_"]
         token_function = CheckedReward("token_function", function, per_token=True, target=target)
-    task = Task(dataset, functions, token_function)
+    credit_reference = None
+    if cfg.credit_reference is not None:
+        function = _instantiate(cfg.credit_reference, "reward.credit_reference")
+        target = cfg.credit_reference["_target_"]
+        credit_reference = CheckedReward(
+            "credit_reference", function, per_token=True, target=target, key="reward.credit_reference"
+        )
+    task = Task(dataset, functions, token_function, credit_reference=credit_reference)
     if evaluation and cfg.eval_dataset is not None:
         task.eval_dataset = _instantiate(cfg.eval_dataset, "reward.eval_dataset")
         target = cfg.eval_dataset["_target_"]
@@ -114,7 +124,8 @@ def build_task(cfg: Reward, eos_token: str, evaluation: bool = False) -> Task:
                 f"{', '.join(task.eval_dataset[0])}); return rows with a `prompt`"
             )
     if evaluation and cfg.accuracy is not None:
-        task.accuracy = CheckedReward("accuracy", _instantiate(cfg.accuracy, "reward.accuracy"))
+        function = _instantiate(cfg.accuracy, "reward.accuracy")
+        task.accuracy = CheckedReward("accuracy", function, target=cfg.accuracy["_target_"], key="reward.accuracy")
     try:
         _smoke_test(task, eos_token)
     except ValueError as error:
@@ -139,13 +150,14 @@ def _smoke_test(task: Task, eos_token: str) -> None:
     completions = [[{"role": "assistant", "content": ""}] if conversational else "" for _ in rows]
     for fn in task.functions:
         fn(prompts=prompts, completions=completions, completion_ids=[[] for _ in rows], **columns)
-    if task.token_function is not None:
-        task.token_function(
-            prompts=prompts,
-            completions=["" for _ in rows],
-            tokens=[[eos_token] for _ in rows],
-            token_spans=[[(0, 0)] for _ in rows],
-            completion_ids=[[0] for _ in rows],
-            eos_token=eos_token,
-            **columns,
-        )
+    for token_function in (task.token_function, task.credit_reference):
+        if token_function is not None:
+            token_function(
+                prompts=prompts,
+                completions=["" for _ in rows],
+                tokens=[[eos_token] for _ in rows],
+                token_spans=[[(0, 0)] for _ in rows],
+                completion_ids=[[0] for _ in rows],
+                eos_token=eos_token,
+                **columns,
+            )

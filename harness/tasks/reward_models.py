@@ -1,10 +1,18 @@
 """Reward models from local directories: a process reward model (PRM) as a token reward, and a sequence reward
 model (RM) as an ordinary reward function. Both load with `transformers` from a path; nothing is downloaded.
 
-PRM convention ("score at a step-separator token", as Math-Shepherd-style PRMs): the completion is split into steps
-at `separator`; the PRM reads the prompt and the steps, each followed by `step_tag` (the separator itself when not
-given), and a step's score is the probability of `positive_label` at the last PRM token of its tag. The score goes
-on the policy token that holds the step's last character, and None on every other token (sparse step rewards).
+PRM convention ("score at a step tag"): the completion is split into steps at `separator`; the PRM reads the prompt
+and the steps, each followed by `step_tag` (the separator itself when not given), and scores each step at the last
+PRM token of its tag. Two formats of that score:
+
+- `ProcessRewardModel`, a token-classification head: the probability of `positive_label` at the tag;
+- `GenerativeProcessRewardModel`, a causal LM (the format of Math-Shepherd, Wang et al., arXiv 2312.08935, and of
+  the PRMs trained after it): the next-token distribution at the tag restricted to a "good" and a "bad" token,
+  P(good) / (P(good) + P(bad)) = softmax(logit_good, logit_bad)[0]. Math-Shepherd's own choices are step tag "ки",
+  good "+" and bad "-"; all three are configurable, and good / bad must each be one token of the PRM's tokenizer.
+
+The score goes on the policy token that holds the step's last character, and None on every other token (sparse step
+rewards).
 """
 
 from __future__ import annotations
@@ -100,13 +108,55 @@ class ProcessRewardModel:
             offsets = batch.pop("offset_mapping").tolist()
             with torch.no_grad():
                 logits = model(**batch.to(model.device)).logits
-            probabilities = logits.float().softmax(-1)[..., self.positive_label].cpu()
+            probabilities = self.tag_probabilities(logits.float()).cpu()
             for row, (ends, row_offsets) in enumerate(zip(tag_ends[start : start + self.batch_size], offsets)):
                 spans = [tuple(span) for span in row_offsets]
                 tokens = [token_at(spans, end) for end in ends]
                 # A step cut off by max_length has no tag token: it gets no score (a None reward).
                 out.append([float(probabilities[row, t]) if t is not None else None for t in tokens])
         return out
+
+    def tag_probabilities(self, logits):
+        """(B, L) the score a step would get if its tag ended at each PRM position: P(positive_label)."""
+        return logits.softmax(-1)[..., self.positive_label]
+
+
+class GenerativeProcessRewardModel(ProcessRewardModel):
+    """Token reward from a generative (causal-LM) PRM: at each step's tag, P(good) / (P(good) + P(bad)) of the
+    next-token distribution, None elsewhere. Refuses good / bad strings that are not single tokens of its tokenizer
+    (the score would then be the probability of a token the PRM never emits there)."""
+
+    def __init__(
+        self,
+        path: str,
+        separator: str = "\n",
+        step_tag: str | None = "ки",
+        good_token: str = "+",
+        bad_token: str = "-",
+        batch_size: int = 16,
+        max_length: int = 2048,
+    ):
+        if not separator:
+            raise ValueError("separator must be a non-empty string")
+        self.tokenizer, self.model = _load(path, "AutoModelForCausalLM")
+        ids = {}
+        for name, token in (("good_token", good_token), ("bad_token", bad_token)):
+            encoded = self.tokenizer(token, add_special_tokens=False)["input_ids"]
+            if len(encoded) != 1 or encoded[0] == self.tokenizer.unk_token_id:
+                raise ValueError(
+                    f"{name}={token!r} is not a single token of the PRM's tokenizer at {path} (it encodes to "
+                    f"{encoded}); give the exact token the PRM emits after a step tag"
+                )
+            ids[name] = encoded[0]
+        if ids["good_token"] == ids["bad_token"]:
+            raise ValueError(f"good_token={good_token!r} and bad_token={bad_token!r} are the same token")
+        self.candidates = [ids["good_token"], ids["bad_token"]]
+        self.separator, self.step_tag = separator, step_tag if step_tag is not None else separator
+        self.batch_size, self.max_length = batch_size, max_length
+
+    def tag_probabilities(self, logits):
+        """(B, L) P(good) / (P(good) + P(bad)) of the next token after each position."""
+        return logits[..., self.candidates].softmax(-1)[..., 0]
 
 
 class SequenceRewardModel:

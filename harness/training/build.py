@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.config.evaluation import evaluates
 from harness.config.groups import Run
-from harness.config.registry import TOKEN_REWARDS
+from harness.config.registry import GENERATIONS, TOKEN_REWARDS
 from harness.config.schema import ConfigError
 
 
@@ -72,10 +72,13 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
         # calls the rewards once: a broken one fails here
         task = build_task(run.reward, tokenizer.eos_token, evaluation=evaluates(run))
     check_fills_a_batch(run, args, len(task.dataset))  # before the model: a run that would train 0 steps
+    estimator = run.advantage.configured
+    step_separator = None
+    if GENERATIONS in estimator.needs and getattr(estimator.params, "separator", None) is not None:
+        step_separator = separator_ids(tokenizer, estimator.params.separator)
     hide_transformers_bars()  # no "Writing model shards" / "Loading weights" bars around the progress display
     with building("loading the model", model_key), PartialState().main_process_first():
         model = build_model(run.model, tokenizer, output_dir)  # rank 0 writes the initial model, the others read it
-    estimator = run.advantage.configured
     evaluation = {}
     if evaluates(run):
         evaluation = dict(eval_dataset=task.eval_dataset, eval_setup=EvalSetup(run.eval, task.accuracy))
@@ -91,6 +94,11 @@ def build_trainer(run: Run, output_dir: Path, callbacks: list):
             callbacks=callbacks,
             estimator=estimator,
             token_reward=task.token_function if TOKEN_REWARDS in estimator.needs else None,
+            credit_reference=task.credit_reference,
+            step_separator=step_separator,
+            credit_mc=(stats.credit_mc_every, stats.credit_mc_rollouts, stats.credit_mc_tokens)
+            if (stats := run.stats).credit_mc_every > 0
+            else None,
             **evaluation,
         )
     # harness.training.console.ProgressDisplay shows progress instead of transformers' bar and full dicts.
@@ -117,6 +125,18 @@ def check_fills_a_batch(run: Run, args, rows: int) -> None:
             f"distinct prompts ({set_by} = {args.generation_batch_size} completions / trainer.num_generations="
             f"{args.num_generations}): the run would train 0 steps; make the batch smaller or the dataset larger"
         )
+
+
+def separator_ids(tokenizer, separator: str) -> list[int]:
+    """The token ids of `advantage.separator`, refused unless they decode back to it (no unknown or merged token):
+    a step boundary is matched on these ids in the sampled completions."""
+    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
+    if not ids or tokenizer.decode(ids) != separator or tokenizer.unk_token_id in ids:
+        raise ConfigError(
+            f"advantage.separator={separator!r} is not a token sequence of the model's tokenizer (it encodes to "
+            f"{ids}, which decodes to {tokenizer.decode(ids)!r}); give a string the tokenizer keeps, or advantage.every"
+        )
+    return ids
 
 
 def effective_precision(trainer) -> dict:

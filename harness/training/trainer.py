@@ -6,6 +6,8 @@ It overrides four private hooks of trl 1.16 (the pinned range in pyproject.toml)
 - `_generate_and_score_completions`: replace trl's (B,) advantages with the estimator's, computed on all ranks' rows
   (a per-token estimator's are (B, T); a per-sequence estimator's stay (B,)); record advantage statistics.
 - `_compute_loss`: hand trl a shallow copy of the batch (trl reuses the buffered dict across iterations).
+- after the advantages, `adv/credit_corr` (and `adv/credit_corr_mc`) against a reference credit, and `mc_value`'s
+  Monte-Carlo continuations: harness/training/credit.py, which this trainer calls.
 - `_get_per_token_logps_and_entropies`: during generation, when an estimator needs the sampling policy's entropies
   and trl computes old log-probs anyway, ask that same pass for the entropies (see `_sampling_entropies` for the
   cost); inside the loss, once the current log-probs exist, record clip and ratio
@@ -39,6 +41,7 @@ from harness.algorithms.stats import (
 from harness.algorithms.token_spans import LazySpans
 from harness.config.levels import LEVELS
 from harness.config.registry import ENTROPIES, GENERATIONS, TOKEN_REWARDS, Configured, resolve
+from harness.training import credit
 from harness.training.console import note, silence_known_warnings
 
 
@@ -48,16 +51,23 @@ class HarnessGRPOTrainer(GRPOTrainer):
         *args,
         estimator: Configured | None = None,
         token_reward: Callable | None = None,
+        credit_reference: Callable | None = None,
+        step_separator: list[int] | None = None,
+        credit_mc: tuple[int, int, int] | None = None,
         eval_setup=None,
         **kwargs,
     ):
         """`estimator`: the configured advantage estimator (None: trl's own advantage). `token_reward`: the task's
-        token reward function, for an estimator that needs TOKEN_REWARDS. `eval_setup`: the held-out evaluation
+        token reward function, for an estimator that needs TOKEN_REWARDS. `credit_reference`: token rewards whose
+        process advantages are the true per-token credit (`reward.credit_reference`): `adv/credit_corr`.
+        `step_separator`: the token ids of `advantage.separator` for an estimator that needs GENERATIONS.
+        `credit_mc`: (every, rollouts, tokens) of `stats.credit_mc_*`: Monte-Carlo step advantages as a second
+        reference credit, `adv/credit_corr_mc`. `eval_setup`: the held-out evaluation
         (harness.training.evaluation.EvalSetup), with `eval_dataset`."""
         self.eval_setup = eval_setup
-        if estimator is not None and GENERATIONS in estimator.needs:
-            raise NotImplementedError(f"advantage.estimator={estimator.name} needs {GENERATIONS}: not provided yet")
         super().__init__(*args, **kwargs)
+        if estimator is not None and GENERATIONS in estimator.needs and self.use_vllm:
+            raise ValueError(f"advantage.estimator={estimator.name} generates with transformers, not vLLM")
         silence_known_warnings()  # trl's generation calls transformers' deprecated checkpointing aliases
         self.level = self.args.importance_sampling_level
         level = LEVELS.get(self.level)
@@ -66,6 +76,10 @@ class HarnessGRPOTrainer(GRPOTrainer):
         self.rebase_old_logps = None if level.rebase_old_logps is None else resolve(level.rebase_old_logps)
         self.estimator = estimator
         self.token_reward = token_reward
+        self.credit_reference = credit_reference
+        self.step_separator = step_separator
+        self.credit_mc = credit_mc
+        self._generations_seen = 0
         # trl accepts booleans for scale_rewards; estimators get the same convention as a string.
         self.reward_scaling = {True: "group", False: "none"}.get(self.scale_rewards, self.scale_rewards)
         self.metric_window = MetricWindow()
@@ -101,8 +115,29 @@ class HarnessGRPOTrainer(GRPOTrainer):
             output["advantages"], all_advantages, all_mask = self.estimate(**local)
         low, high = advantage_extremes(all_advantages, all_mask)
         self._record(advantage_moments(all_advantages, all_mask), {"adv/min": low}, {"adv/max": high}, reduce=False)
+        if self.credit_reference is not None:
+            self._record_credit(inputs, output, all_advantages, all_mask)
+        if self.credit_mc is not None:
+            self._generations_seen += 1
+            if (self._generations_seen - 1) % self.credit_mc[0] == 0:
+                self._record_credit_mc(inputs, output, all_advantages, all_mask)
         self.last_advantages = (all_advantages, all_mask)
         return output
+
+    def _record_credit(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
+        """`adv/credit_corr` against the task's reference token rewards (harness/training/credit.py)."""
+        self.metric_window.add(credit.reference_moments(self, inputs, output, all_advantages, all_mask), {}, {})
+
+    def _record_credit_mc(self, inputs: list[dict], output: dict, all_advantages: torch.Tensor, all_mask: torch.Tensor):
+        """`adv/credit_corr_mc` against Monte-Carlo step advantages (harness/training/credit.py)."""
+        self.metric_window.add(credit.monte_carlo_moments(self, inputs, output, all_advantages, all_mask), {}, {})
+
+    def _all_rewards(self) -> torch.Tensor:
+        """All ranks' weighted sequence rewards (N,), NaN where no reward function scored a completion (trl's)."""
+        weights = self.reward_weights.to(self._rewards_per_func.device).unsqueeze(0)
+        all_rewards = (self._rewards_per_func * weights).nansum(dim=1)
+        all_rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan  # unscorable, as trl marks them
+        return all_rewards
 
     def _estimator_inputs(self, inputs: list[dict], output: dict, mask: torch.Tensor) -> dict | None:
         """This rank's rows of what the estimator reads; None when there is no estimator or the trainer cannot meet
@@ -112,9 +147,7 @@ class HarnessGRPOTrainer(GRPOTrainer):
             return None
         rows = len(inputs)
         start = self.accelerator.process_index * rows
-        weights = self.reward_weights.to(self._rewards_per_func.device).unsqueeze(0)
-        all_rewards = (self._rewards_per_func * weights).nansum(dim=1)
-        all_rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan  # unscorable, as trl marks them
+        all_rewards = self._all_rewards()
         local = {
             "mask": mask,
             "completion_ids": output["completion_ids"],
@@ -127,6 +160,11 @@ class HarnessGRPOTrainer(GRPOTrainer):
             )
         if ENTROPIES in self.estimator.needs:
             local["entropies"] = self._sampling_entropies(output)
+        if GENERATIONS in self.estimator.needs:
+            params = self.estimator.params
+            local["steps"], local["step_values"] = credit.monte_carlo_values(
+                self, inputs, output, params.rollouts, every=params.every, separator=self.step_separator
+            )
         return local
 
     def estimate(
@@ -139,6 +177,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
         token_rewards: torch.Tensor | None = None,
         reward_mask: torch.Tensor | None = None,
         entropies: torch.Tensor | None = None,
+        steps: torch.Tensor | None = None,
+        step_values: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(this rank's, all ranks', all ranks' mask) advantages of the estimator, from this rank's rows.
 
@@ -157,6 +197,8 @@ class HarnessGRPOTrainer(GRPOTrainer):
             token_rewards=None if token_rewards is None else self._gather_rows(token_rewards),
             reward_mask=None if reward_mask is None else self._gather_rows(reward_mask),
             entropies=None if entropies is None else self._gather_rows(entropies),
+            steps=None if steps is None else self._gather_rows(steps),
+            step_values=None if step_values is None else self._gather_rows(step_values),
         )
         all_advantages = self.estimator.compute(batch)
         if tuple(all_advantages.shape) != batch.shape:
@@ -205,11 +247,19 @@ class HarnessGRPOTrainer(GRPOTrainer):
             )
         return entropies.float()
 
-    def _token_rewards(self, inputs: list[dict], completion_ids: torch.Tensor, completion_mask: torch.Tensor):
+    def _token_rewards(
+        self,
+        inputs: list[dict],
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        function: Callable | None = None,
+    ):
+        """(rewards, carries) (B, T) of `function` (default: the task's token reward function) on this rank's rows."""
+        function = self.token_reward if function is None else function
         lengths = completion_mask.sum(-1).tolist()
         ids = [row[: int(n)].tolist() for row, n in zip(completion_ids, lengths)]
         columns = {key: [example[key] for example in inputs] for key in inputs[0] if key != "prompt"}
-        values = self.token_reward(
+        values = function(
             prompts=[example["prompt"] for example in inputs],
             completions=self.processing_class.batch_decode(ids, skip_special_tokens=True),
             tokens=[self.processing_class.convert_ids_to_tokens(row) for row in ids],

@@ -112,3 +112,23 @@ def test_bad_input_is_refused():
         steps_from_separator(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3), [])
     with pytest.raises(ValueError, match="columns"):
         step_advantages(torch.zeros(1, 1), torch.tensor([[0, 1]]), torch.zeros(1))
+
+
+def test_registered_estimator_constant_rewards_give_zero_and_unscored_rows_get_zero():
+    from harness.algorithms.batch import AdvantageBatch
+    from harness.algorithms.credit.mc_value import mc_value
+
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]])
+    steps = steps_every(mask, 2)
+    rewards = torch.full((4,), 0.75)
+    values = torch.full((4, 2), 0.75)  # every continuation of every prefix scores the task's constant reward
+    batch = AdvantageBatch(rewards=rewards, advantages=torch.zeros(4), mask=mask, completion_ids=mask,
+                           num_generations=2, scale="group", steps=steps, step_values=values)  # fmt: skip
+    assert torch.equal(mc_value(batch, rollouts=3, separator=None, every=2), torch.zeros(4, 4))
+    unscored = AdvantageBatch(rewards=torch.tensor([float("nan"), 1.0, 0.0, 1.0]), advantages=torch.zeros(4),
+                              mask=mask, completion_ids=mask, num_generations=2, scale="group",
+                              steps=torch.where(mask.bool(), steps, 0), step_values=values)  # fmt: skip
+    out = mc_value(unscored, rollouts=3, separator=None, every=2)
+    assert torch.equal(out[0], torch.zeros(4)) and torch.all(out[~mask.bool()] == 0)
+    # Row 1: steps (0, 0, 1, 1); A = V(s1) - V(s0) = 0 on step 0, R - V(s1) = 0.25 on the last step.
+    assert out[1].tolist() == [0.0, 0.0, 0.25, 0.25]

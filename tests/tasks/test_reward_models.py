@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.algorithms.token_spans import token_at, token_spans
-from harness.tasks.reward_models import ProcessRewardModel, SequenceRewardModel
+from harness.tasks.reward_models import GenerativeProcessRewardModel, ProcessRewardModel, SequenceRewardModel
 from harness.training.model import build_char_tokenizer
 from tests.chat_task import CHAT_TEMPLATE
 from tests.conftest import run_cli
@@ -37,6 +37,19 @@ def save_tiny_classifier(kind: str, path, num_labels: int):
 @pytest.fixture(scope="module")
 def prm_dir(tmp_path_factory):
     return save_tiny_classifier("Qwen2ForTokenClassification", tmp_path_factory.mktemp("prm"), num_labels=2)
+
+
+@pytest.fixture(scope="module")
+def generative_prm_dir(tmp_path_factory):
+    """A random-init causal LM with the character tokenizer, saved like a downloaded generative PRM."""
+    from transformers import Qwen2ForCausalLM
+
+    path = tmp_path_factory.mktemp("generative_prm")
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(1)
+    Qwen2ForCausalLM(tiny_config(tokenizer, eos_token_id=tokenizer.eos_token_id)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +109,62 @@ def test_prm_scores_each_step_on_its_last_token_and_none_elsewhere(prm_dir):
     for row, single in zip(rewards, alone(prompts=["p>", "q>", "r>"], completions=completions, token_spans=spans)):
         assert [v is None for v in row] == [v is None for v in single]
         assert [v for v in row if v is not None] == pytest.approx([v for v in single if v is not None], abs=1e-5)
+
+
+def test_generative_prm_scores_p_good_over_good_plus_bad_at_each_step_tag(generative_prm_dir):
+    # The character tokenizer has no "-" or Cyrillic: good "+", bad "=", tag ":", steps split at "|".
+    prm = GenerativeProcessRewardModel(str(generative_prm_dir), separator="|", step_tag=":", good_token="+",
+                                       bad_token="=", batch_size=2)  # fmt: skip
+    completions = ["ab|cd|e", "abc", "|x||"]
+    spans = [[(i, i + 1) for i in range(len(c))] + [(len(c), len(c))] for c in completions]  # char tokens + eos
+    rewards = prm(prompts=["p>", "q>", "r>"], completions=completions, token_spans=spans)
+    assert [[k for k, v in enumerate(row) if v is not None] for row in rewards] == [[1, 4, 6], [2], [1]]
+    # By hand: the PRM reads "p>ab:cd:e:"; each tag's next-token logits of "+" and "=", softmaxed, first entry.
+    tokenizer = prm.tokenizer
+    ids = tokenizer("p>ab:cd:e:", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = prm.model(input_ids=torch.tensor([ids])).logits[0]
+    good, bad = tokenizer.convert_tokens_to_ids("+"), tokenizer.convert_tokens_to_ids("=")
+    for tag, token in zip([4, 7, 9], [1, 4, 6]):  # the tags' positions in the PRM text; the policy tokens scored
+        p_good, p_bad = logits[tag, good].exp(), logits[tag, bad].exp()
+        assert rewards[0][token] == pytest.approx((p_good / (p_good + p_bad)).item(), abs=1e-5)
+    assert len({round(v, 6) for row in rewards for v in row if v is not None}) > 1, "scores must depend on the text"
+    alone = GenerativeProcessRewardModel(str(generative_prm_dir), separator="|", step_tag=":", good_token="+",
+                                         bad_token="=", batch_size=1)  # fmt: skip
+    for row, single in zip(rewards, alone(prompts=["p>", "q>", "r>"], completions=completions, token_spans=spans)):
+        assert [v for v in row if v is not None] == pytest.approx([v for v in single if v is not None], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "message"),
+    [("ab", "=", "good_token='ab' is not a single token"), ("+", "§", "bad_token='§' is not a single token"),
+     ("+", "+", "are the same token")],
+)  # fmt: skip
+def test_generative_prm_refuses_good_and_bad_that_are_not_single_tokens(generative_prm_dir, good, bad, message):
+    with pytest.raises(ValueError, match=message):
+        GenerativeProcessRewardModel(str(generative_prm_dir), good_token=good, bad_token=bad)
+
+
+def test_generative_prm_refusal_is_one_config_line(generative_prm_dir, tmp_path):
+    result = run_in_process("debug=fast", "logger=none", "reward/token_function=generative_prm",
+                            f"reward.token_function.path={generative_prm_dir}", "reward.token_function.good_token=ab",
+                            f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness: error: reward.token_function: good_token='ab' is not a single token"), last
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.e2e
+def test_generative_prm_token_reward_trains_a_few_steps(generative_prm_dir, tmp_path):
+    result = run_in_process("debug=fast", "logger=none", "reward/token_function=generative_prm",
+                            f"reward.token_function.path={generative_prm_dir}", "reward.token_function.separator=a",
+                            "reward.token_function.step_tag=:", "reward.token_function.bad_token='='",
+                            f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [r for r in read_metrics(tmp_path) if "reward" in r]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(r["adv/frac_zero"] > 0 and r["adv/within_seq_std"] > 0 for r in records)
 
 
 def test_reward_model_scores_one_value_per_completion(rm_dir):

@@ -21,8 +21,8 @@ from harness.algorithms.credit.groups import broadcast, check_layout
 
 # Defaults: alpha = 0.4 and kappa = 2 are the values reimplementations of the paper give as its defaults (e.g. the
 # `alpha: float = 0.4, kappa: float = 2.0` of third-party verl/trl ports that cite it). The formula and the
-# constraints alpha > 0, kappa > 1 are the paper's own (§3). The stored copy of the paper available here ends before
-# the experimental-setup section, so the numbers themselves were not read off the paper's text.
+# constraints alpha > 0, kappa > 1 are the paper's own (§3). The stored copies of the paper reachable here (arXiv HTML
+# v1 and v3, and summaries) hold its abstract and introduction only, so the numbers were not read off its text.
 ALPHA = 0.4
 KAPPA = 2.0
 

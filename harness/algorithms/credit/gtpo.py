@@ -31,7 +31,8 @@ equal gets 0 under both normalisations (trl gives it 0 and DAPO, the paper's bas
 completion with a NaN reward (unscored, trl's convention) is in neither set and gets 0.
 
 Defaults alpha1 = 1, alpha2 = 0.1: the paper's experimental values, as two independent reproductions of the paper
-quote them (the stored copy of the paper available here ends before its experiments section).
+quote them, not read off its text: the stored copies reachable here (arXiv HTML v5 and v6, and summaries) hold its
+abstract and introduction only.
 """
 
 from __future__ import annotations

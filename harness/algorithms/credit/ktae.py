@@ -24,9 +24,10 @@ a NaN reward (unscored, trl's convention) is in no table (N counts the scored co
 
 Harness choices (not from the paper): the frequency ratios carry add-one smoothing, (TF_T + 1) / (TF_F + 1), because
 a key token of one set has tf = 0 in the other and the paper's ratio is then undefined. Defaults h1 = h2 = h3 = 1,
-k1 = 1.2, b_bm25 = 0.75: the stored copies of the paper available here give the formulas but not the experiments
-section, so h1..h3 are unit weights and (k1, b) are BM25's customary values (Robertson et al.), not values read off
-the paper. h1 = h2 = 0 switches the shaping off and gives exactly trl's outcome advantage.
+k1 = 1.2, b_bm25 = 0.75: the stored copies of the paper reachable here (arXiv HTML v2, summaries) hold its abstract
+and introduction, not its experiments section, so h1..h3 are unit weights and (k1, b) are BM25's customary values
+(Robertson et al.), not values read off the paper. h1 = h2 = 0 switches the shaping off and gives exactly trl's
+outcome advantage.
 """
 
 from __future__ import annotations

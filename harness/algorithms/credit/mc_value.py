@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from harness.algorithms.batch import AdvantageBatch
 from harness.algorithms.credit.groups import check_layout
 
 
@@ -108,3 +109,20 @@ def step_advantages(
     per_step = torch.where(exists, reward + value_next - value_now, torch.zeros_like(values))
     gathered = per_step.gather(1, steps.clamp(min=0))
     return torch.where(steps >= 0, gathered, torch.zeros_like(gathered))
+
+
+def mc_value(batch: AdvantageBatch, rollouts: int, separator: str | None, every: int | None) -> torch.Tensor:
+    """The registered estimator `mc_value` (harness/config/estimators.py): the trainer has cut the batch into steps
+    (`batch.steps`) and estimated each step's value by `rollouts` continuations (`batch.step_values`); this is
+    `step_advantages` of them, 0 on padding and on a completion no reward function scored (NaN reward)."""
+    if batch.steps is None or batch.step_values is None:
+        raise ValueError("mc_value needs the trainer's Monte-Carlo step values (batch.steps, batch.step_values)")
+    mask = batch.mask.bool()
+    steps = torch.where(mask, batch.steps, -1)
+    rewards = batch.rewards.to(torch.float64)
+    scored = ~torch.isnan(rewards)
+    values = torch.nan_to_num(batch.step_values.to(torch.float64), nan=0.0)
+    advantages = step_advantages(values, steps, torch.nan_to_num(rewards, nan=0.0))
+    advantages = torch.where(mask & scored.unsqueeze(1), advantages, 0.0)
+    dtype = batch.advantages.dtype if batch.advantages.is_floating_point() else torch.float32
+    return advantages.to(dtype)
