@@ -29,7 +29,8 @@ from tests.in_process import run_in_process
 # Presets for GPU users need the hub or a GPU, and a PRM needs a trained model (tests/tasks/test_reward_models.py builds one):
 # they are checked as configs only.
 CONFIG_ONLY = {
-    ("model", "qwen2_5_0_5b_instruct"), ("reward", "gsm8k"), ("trainer", "gpu"), ("reward/token_function", "prm")
+    ("model", "qwen2_5_0_5b_instruct"), ("reward", "gsm8k"), ("trainer", "gpu"), ("reward/token_function", "prm"),
+    ("reward/token_function", "generative_prm"),
 }  # fmt: skip
 # Study files (the `sweep` group, a link to sweeps/) open a storage to validate: tests/study/test_study.py checks each one.
 # GPU presets need trainer=gpu and packages this machine lacks: tests/config/test_gpu_presets.py checks each one.
@@ -51,7 +52,7 @@ def overrides_for(group: str, option: str, tiny_model_dir: Path) -> list[str]:
         extra.append(f"model.path={tiny_model_dir}")
     if (group, option) == ("reward", "gsm8k"):
         extra.append("advantage=outcome")  # gsm8k has no token-level reward
-    if (group, option) == ("reward/token_function", "prm"):
+    if group == "reward/token_function":
         extra.append(f"reward.token_function.path={tiny_model_dir}")
     return [f"{group}={option}", *extra]
 
@@ -159,7 +160,7 @@ BAD_INPUTS = [
     ("objective typo", ["+objective.metrc=reward"], "objective.metrc is not a config key; did you mean metric?"),
     ("dataset argument typo", ["+reward.dataset.sizee=3"], "reward.dataset.sizee is not an argument of harness.tasks.strings.copy_dataset; did you mean size?"),
     ("dataset target", ["reward.dataset._target_=harness.tasks.strings.nope"], "reward.dataset._target_=harness.tasks.strings.nope cannot be imported"),
-    ("nested group option", ["reward/token_function=prmm"], "reward/token_function=prmm is not an option; allowed: prm"),
+    ("nested group option", ["reward/token_function=prmm"], "reward/token_function=prmm is not an option; allowed: generative_prm, prm"),
     ("reward model path missing", ["reward/token_function=prm"], "reward.token_function.path is required but not set"),
     ("reward model argument", ["reward/token_function=prm", "reward.token_function.path={empty}", "+reward.token_function.batch=3"], "reward.token_function.batch is not an argument of harness.tasks.reward_models.ProcessRewardModel; did you mean batch_size?"),
     ("reward model argument type", ["reward/token_function=prm", "reward.token_function.path={empty}", "reward.token_function.batch_size=abc"], "reward.token_function.batch_size='abc' must be an integer"),
