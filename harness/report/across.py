@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from harness.report.aggregates import Aggregates, Interval, aggregates, probability_of_improvement
 from harness.report.findings import BASELINES, GSPO_TOKEN
 from harness.report.groups import LEVEL_LABELS, final_values, level_rank
+from harness.report.heldout import primary_metric
 from harness.report.runs import Run
 
 
 @dataclass
 class AcrossTasks:
     tasks: list[str]
+    metric: str  # what is normalised: held-out when every run of every task evaluated (heldout.primary_metric)
     arms: list[tuple[str, str, Aggregates]]  # (level, advantage, aggregates over the tasks it ran on)
     improvements: list[str]  # plain sentences: P(GSPO-token > baseline) across tasks
+    scores: dict[tuple[str, str], dict[str, list[float]]]  # (level, advantage) -> task -> normalised final scores
 
 
 def normalised(tasks: dict[str, list[Run]], metric: str = "reward") -> dict[tuple[str, str], dict[str, list[float]]]:
@@ -42,9 +45,12 @@ def normalised(tasks: dict[str, list[Run]], metric: str = "reward") -> dict[tupl
     return scores
 
 
-def across_tasks(tasks: dict[str, list[Run]], metric: str = "reward") -> AcrossTasks | None:
+def across_tasks(tasks: dict[str, list[Run]]) -> AcrossTasks | None:
+    """The arms pooled over tasks on the metric every task's comparison can rest on: the held-out greedy reward
+    when every run evaluated, else the training reward (one metric for all tasks, or the pooling mixes them)."""
     if len(tasks) < 2:
         return None
+    metric = primary_metric([run for runs in tasks.values() for run in runs])
     scores = normalised(tasks, metric)
     arms = [
         (level, advantage, aggregates(list(by_task.values())))
@@ -65,4 +71,4 @@ def across_tasks(tasks: dict[str, list[Run]], metric: str = "reward") -> AcrossT
                 f"P(GSPO-token > {name}) = {p} (mean over tasks of the per-task probability, 95% stratified "
                 "bootstrap CI)."
             )
-    return AcrossTasks(sorted(tasks), arms, sentences)
+    return AcrossTasks(sorted(tasks), metric, arms, sentences, scores)

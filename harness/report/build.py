@@ -67,9 +67,15 @@ def build_report(
         task_section(task, task_runs, out_dir, f"{task}_" if len(tasks) > 1 else "", split_variants=study is None)
         for task, task_runs in tasks.items()
     ]
+    across = across_tasks(tasks)
+    across_figure = None
+    if across is not None:
+        path = out_dir / "across_performance_profiles.png"
+        across_figure = fig.normalised_profiles(across.scores, across.metric, path)
     html = out_dir / REPORT_FILE
-    html.write_text(render([str(p) for p in paths], warnings, sections, study, tuned, across_tasks(tasks)))
+    html.write_text(render([str(p) for p in paths], warnings, sections, study, tuned, across, across_figure))
     figure_paths = [f.path for s in sections for f in s.figures] + [f.path for f in (study.figures if study else [])]
+    figure_paths += [across_figure.path] if across_figure else []
     return Report(html, figure_paths, warnings)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.config.levels import LEVELS
 from harness.report.aggregates import performance_profile
-from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_values, over_steps
+from harness.report.groups import LEVEL_LABELS, Condition, column_label, final_values, level_rank, over_steps
 from harness.report.runs import Run
 
 # One colour per level everywhere on the page, in registration order from matplotlib's default cycle (so the
@@ -129,6 +129,11 @@ def _legend(fig, groups: dict[Condition, list[Run]]) -> None:
     counts: dict[str, set] = {}
     for condition, runs in groups.items():
         counts.setdefault(condition.level, set()).add(len(runs))
+    _level_legend(fig, counts)
+
+
+def _level_legend(fig, counts: dict[str, set]) -> None:
+    """One entry per level, with its runs per panel (n=3, or n=2/3 where panels differ)."""
     handles = [
         plt.Line2D(
             [], [], color=LEVEL_COLORS.get(level, OTHER_COLOR), linewidth=2, linestyle=LEVEL_STYLES.get(level, "solid")
@@ -205,6 +210,41 @@ def study_importances(importances: dict[str, float], path: Path) -> Figure:
     ax.grid(alpha=0.3, axis="x")
     _save(fig, path)
     return Figure(path, "Parameter importances", "How much of the objective's variation each parameter explains.")
+
+
+def normalised_profiles(scores: dict[tuple[str, str], dict[str, list[float]]], metric: str, path: Path) -> Figure:
+    """Across tasks: per advantage, one step curve per level of the fraction of runs whose min-max normalised final
+    score exceeds tau, averaged over tasks, with the 95% stratified bootstrap band (tasks as strata;
+    harness/report/across.py)."""
+    thresholds = np.linspace(-0.02, 1.02, 105)
+    advantages = sorted({advantage for _, advantage in scores})
+    fig, axes = plt.subplots(1, len(advantages), figsize=(WIDTH, 4.2), squeeze=False, layout="constrained")
+    counts: dict[str, set] = {}
+    for ax, advantage in zip(axes[0], advantages):
+        arms = sorted((level for level, a in scores if a == advantage), key=level_rank)
+        for level in arms:
+            by_task = scores[(level, advantage)]
+            counts.setdefault(level, set()).add(sum(map(len, by_task.values())))
+            points, lows, highs = performance_profile(list(by_task.values()), thresholds)
+            color = LEVEL_COLORS.get(level, OTHER_COLOR)
+            ax.plot(thresholds, points, color=color, linewidth=1.6, linestyle=LEVEL_STYLES.get(level, "solid"),
+                    drawstyle="steps-post")  # fmt: skip
+            if not math.isnan(lows[0]):
+                ax.fill_between(thresholds, lows, highs, color=color, alpha=0.15, linewidth=0, step="post")
+        ax.set_title(f"{advantage} advantage", fontsize=TEXT_SIZE)
+        ax.set_xlabel("normalised final score threshold τ", fontsize=TEXT_SIZE)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of runs > τ (mean over tasks)", fontsize=TEXT_SIZE)
+    _level_legend(fig, counts)
+    _save(fig, path)
+    return Figure(
+        path,
+        f"Performance profiles across tasks (final {metric}, normalised per task)",
+        "Each task's final values min-max normalised over the report's runs of that task, then the fraction of each "
+        "level's runs above each threshold, averaged over tasks, with a 95% stratified bootstrap band (tasks as "
+        "strata; Agarwal et al., NeurIPS 2021).",
+    )
 
 
 def performance_profiles(groups: dict[Condition, list[Run]], metric: str, path: Path) -> Figure | None:

@@ -64,6 +64,7 @@ def render(
     study: StudyReport | None,
     tuned: list[dict] | None = None,
     across: AcrossTasks | None = None,
+    across_figure: Figure | None = None,
 ) -> str:
     n_runs = sum(len(t.runs) for t in tasks)
     parts = [
@@ -86,6 +87,7 @@ def render(
         parts += tuned_html(tuned)
     if across is not None:
         parts += across_html(across)
+        parts += [figure_html(across_figure)] if across_figure else []
     for task in tasks:
         parts += task_html(task)
     if study is not None:
@@ -252,7 +254,8 @@ def across_html(across: AcrossTasks) -> list[str]:
     )
     return [
         f"<h2>Across tasks ({escape(', '.join(across.tasks))})</h2>",
-        "<p class='meta'>Final rewards normalised per task, min-max over every run of that task in this report "
+        f"<p class='meta'>Final {escape(across.metric)} normalised per task, min-max over every run of that task "
+        "in this report "
         "((x - min) / (max - min): 0 = the task's worst run, 1 its best), then pooled with the tasks as strata of "
         "the stratified bootstrap (95% CIs). The scale depends on which runs the report holds.</p>",
         _list(across.improvements, "verdict") if across.improvements else "",

@@ -58,3 +58,39 @@ def test_probability_of_improvement_is_the_mean_over_tasks():
 
 def test_one_task_has_no_across_section():
     assert across_tasks(by_task([r for r in RUNS if r.task == "copy"])) is None
+
+
+def with_heldout(runs: list[Run], heldout: dict[str, float]) -> list[Run]:
+    """The runs with a held-out greedy reward at their last step, per task (the same for every run of a task)."""
+    return [
+        Run(r.path, r.config, [{**rec, "eval/greedy/reward": heldout[r.task]} for rec in r.records]) for r in runs
+    ]
+
+
+def test_the_pooled_metric_is_held_out_only_when_every_run_of_every_task_evaluated():
+    assert across_tasks(by_task(RUNS)).metric == "reward"
+    evaluated = with_heldout(RUNS, {"copy": 0.5, "chain": 0.1})
+    assert across_tasks(by_task(evaluated)).metric == "eval/greedy/reward"
+    mixed = evaluated[:-1] + RUNS[-1:]  # one chain run without evaluation: no pooling of two metrics
+    assert across_tasks(by_task(mixed)).metric == "reward"
+
+
+def test_the_held_out_metric_is_what_gets_normalised():
+    evaluated = [
+        Run(r.path, r.config, [{**rec, "eval/greedy/reward": 1.0 - rec["reward"]} for rec in r.records]) for r in RUNS
+    ]
+    scores = across_tasks(by_task(evaluated)).scores
+    # copy's held-out values are 1 - reward: the best training run is the worst held-out one
+    assert scores["sequence_token", "process"]["copy"] == pytest.approx([0.125, 0.0, 0.25])
+
+
+def test_the_cross_task_performance_profile_is_drawn_at_page_width(tmp_path):
+    from PIL import Image
+
+    from harness.report.figures import DPI, WIDTH, normalised_profiles
+
+    across = across_tasks(by_task(RUNS))
+    figure = normalised_profiles(across.scores, across.metric, tmp_path / "profiles.png")
+    width, height = Image.open(figure.path).size
+    assert abs(width - WIDTH * DPI) < 0.1 * WIDTH * DPI and height > 200
+    assert "normalised per task" in figure.title and "reward" in figure.title
