@@ -62,9 +62,7 @@ def test_one_task_has_no_across_section():
 
 def with_heldout(runs: list[Run], heldout: dict[str, float]) -> list[Run]:
     """The runs with a held-out greedy reward at their last step, per task (the same for every run of a task)."""
-    return [
-        Run(r.path, r.config, [{**rec, "eval/greedy/reward": heldout[r.task]} for rec in r.records]) for r in runs
-    ]
+    return [Run(r.path, r.config, [{**rec, "eval/greedy/reward": heldout[r.task]} for rec in r.records]) for r in runs]
 
 
 def test_the_pooled_metric_is_held_out_only_when_every_run_of_every_task_evaluated():

@@ -322,7 +322,11 @@ def test_runs_whose_noise_floor_reaches_the_clip_range_are_flagged(bf16_run, tmp
 
 def test_interrupted_runs_are_skipped_with_a_warning(tmp_path):
     """A run stopped by SIGINT/SIGTERM has no final window (a study reran its trial under another number)."""
-    config = {"reward": {"name": "copy"}, "importance_sampling": {"level": "token"}, "advantage": {"name": "outcome"}}
+    config = {
+        "reward": {"name": "copy"},
+        "importance_sampling": {"level": "token", "epsilon": 0.2, "epsilon_high": 0.28},
+        "advantage": {"name": "outcome"},
+    }
     (tmp_path / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
     (tmp_path / "metrics.jsonl").write_text('{"step": 2, "reward": 0.5}\n{"step": 3, "reward": 0.25}\n')
     (tmp_path / "summary.json").write_text('{"status": "finished", "steps": 3}')

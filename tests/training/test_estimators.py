@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.config.estimators import Estimator
-from harness.config.registry import ENTROPIES, GENERATIONS, Configured
+from harness.config.registry import ENTROPIES, Configured
 from harness.training.build import build_trainer
 from tests.conftest import parse_config
 from tests.training.test_process_supervision import generate, generation_batch
@@ -83,17 +83,3 @@ def test_a_per_sequence_estimator_that_varies_along_a_row_is_an_error(trainer):
             generate(trainer, generation_batch(trainer))
     finally:
         trainer.estimator = configured
-
-
-def test_an_estimator_needing_generations_is_refused_at_build(trainer, tmp_path):
-    from harness.training.trainer import HarnessGRPOTrainer
-
-    with pytest.raises(NotImplementedError, match="advantage.estimator=probe needs generations"):
-        HarnessGRPOTrainer(
-            model=trainer.model,
-            processing_class=trainer.processing_class,
-            reward_funcs=trainer.reward_funcs,
-            args=trainer.args,
-            train_dataset=trainer.train_dataset,
-            estimator=probe(lambda b: b.mask, needs=frozenset({GENERATIONS})),
-        )

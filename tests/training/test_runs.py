@@ -95,7 +95,9 @@ def test_wandb_run_is_finished_when_training_fails(tmp_path):
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode != 0
-    assert "reward.functions.position_accuracy returned nan" in result.stderr
+    assert "reward.functions.position_accuracy (tests.training.test_runs.breaks_after_two_batches) returned nan" in (
+        result.stderr
+    )
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     inspect = subprocess.run(
         [wandb_command(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True
