@@ -143,7 +143,8 @@ def compose(overrides: list[str], config_name: str = "config", hydra: bool = Fal
 def _refusal_behind(error: Exception, overrides: list[str], run) -> str | None:
     """Hydra refuses to override a key the chosen option lacks, advising `+KEY=VALUE`. When the harness would refuse
     that key anyway (`logger.project` with logger=none, `advantage.gamma` with advantage=outcome, a tiny-model key
-    with model=local), its own refusal, so that following Hydra's advice does not just lead to it; None otherwise."""
+    with model=local, a pruner's argument with sweep.pruner.name=none), its own refusal, so that following Hydra's
+    advice does not just lead to it; None otherwise."""
     from harness.config.validate import parse
 
     missing = re.match(r"Could not override '([^']+)'", str(error))
@@ -155,11 +156,18 @@ def _refusal_behind(error: Exception, overrides: list[str], run) -> str | None:
         cfg = run(appended)
         if cfg.get("sweep") is None:
             parse(cfg)
+        elif key.startswith("sweep.pruner.") and (cfg.sweep.get("pruner") or {}).get("name") == "none":
+            raise ConfigError(no_pruning(key, OmegaConf.select(cfg, key)))
     except ConfigError as refusal:
         return str(refusal)
     except (HydraException, OmegaConfBaseException, yaml.YAMLError):
         return None
     return None
+
+
+def no_pruning(key: str, value) -> str:
+    """The refusal of a pruner argument that a study without pruning would ignore (harness.study.plan too)."""
+    return f"{key}={value} has no effect with sweep.pruner.name=none (no pruning); remove it"
 
 
 def jobs(overrides: list[str], multirun: bool, sweeper_params: dict, options_of=group_options) -> list[list[str]]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config.compose import compose
+from harness.config.compose import compose, no_pruning
 from harness.config.levels import LEVELS
 from harness.config.metrics import check_metric
 from harness.config.schema import ConfigError, convert, doc, ranged
@@ -197,9 +197,7 @@ def check_dead_settings(spec: dict, command_line: list[str] | None) -> None:
         from_command_line = [key for key in pruner if f"sweep.pruner.{key}" in given]
         if from_command_line or "sweep.pruner.name" not in given:
             key = (from_command_line or sorted(pruner))[0]
-            raise ConfigError(
-                f"sweep.pruner.{key}={pruner[key]} has no effect with sweep.pruner.name=none (no pruning); remove it"
-            )
+            raise ConfigError(no_pruning(f"sweep.pruner.{key}", pruner[key]))
 
 
 def _study_spec(cfg: DictConfig) -> dict:

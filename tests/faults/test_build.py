@@ -92,6 +92,8 @@ BEFORE_HYDRA = [
     (["sweep=smoke", "sweep.grace_period=30"], "sweep.grace_period=30 has no effect with a journal file"),
     (["sweep=smoke", "sweep.pruner.name=none", "+sweep.pruner.n_warmup_steps=4"],
      "sweep.pruner.n_warmup_steps=4 has no effect with sweep.pruner.name=none"),
+    (["sweep=smoke", "sweep.pruner.name=none", "sweep.pruner.n_warmup_steps=4"],  # no "+" advice from Hydra
+     "sweep.pruner.n_warmup_steps=4 has no effect with sweep.pruner.name=none"),
     (["-m", "seed=0,0"], "the multirun runs the same job twice: job 0 (debug=fast logger=none seed=0) and job 1"),
     (["-m", "trainer.temperature=1,1.0"], "the multirun runs the same job twice: job 0 (debug=fast logger=none "
      "trainer.temperature=1) and job 1 (debug=fast logger=none trainer.temperature=1.0)"),
