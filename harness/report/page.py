@@ -24,6 +24,7 @@ figure { margin: 1.5em 0; }
 figure img { display: block; width: 100%; height: auto; box-sizing: border-box; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 table { border-collapse: collapse; font-size: .88em; margin: 1em 0; }
+.wide { overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; }
 th { background: #f4f4f4; } td.text, th.text { text-align: left; } td:not(.text) { white-space: nowrap; }
 code { background: #f4f4f4; padding: .1em .3em; font-size: .88em; word-break: break-all; }
@@ -149,12 +150,16 @@ def figure_html(figure: Figure) -> str:
 
 
 def table_html(rows: list[Row], metrics: list[tuple[str, str]]) -> str:
-    head = "".join(f"<th>{escape(label)}<br><code>{escape(key)}</code></th>" for key, label in metrics)
-    body = []
-    for row in rows:
-        cells = "".join(f"<td>{escape(fmt(row.cells[key]))}</td>" for key, _ in metrics)
-        body.append(f"<tr><td class='text'>{escape(row.condition.label)}</td><td>{row.n}</td>{cells}</tr>")
-    return f"<table><tr><th class='text'>level · advantage</th><th>seeds</th>{head}</tr>" + "".join(body) + "</table>"
+    """One row per metric, one column per condition: a report logs a dozen or more metrics and compares a few
+    conditions, so this way round the table fits the page (it scrolls inside its own box if it still does not)."""
+    head = "".join(f"<th>{escape(row.condition.label)}<br>{row.n} seed(s)</th>" for row in rows)
+    body = "".join(
+        f"<tr><td class='text'>{escape(label)}<br><code>{escape(key)}</code></td>"
+        + "".join(f"<td>{escape(fmt(row.cells[key]))}</td>" for row in rows)
+        + "</tr>"
+        for key, label in metrics
+    )
+    return f"<div class='wide'><table><tr><th class='text'>metric</th>{head}</tr>{body}</table></div>"
 
 
 def arms_html(arms: list[ArmRow]) -> str:

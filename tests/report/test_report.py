@@ -139,6 +139,7 @@ window.addEventListener("load", () => {
   const content = document.body.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
   const images = Array.from(document.querySelectorAll("img.figure"));
   document.body.dataset.contentWidth = content.toFixed(1);
+  document.body.dataset.pageOverflow = (document.documentElement.scrollWidth - window.innerWidth).toFixed(0);
   document.body.dataset.figures = images
     .map((img) => img.getBoundingClientRect().width.toFixed(1) + ":" + img.naturalWidth).join(",");
 });
@@ -162,6 +163,8 @@ def assert_figures_fit_the_page(html: Path, figures: list[Path], tmp_path: Path)
     probe.write_text(html.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
     dom = open_in_chromium(probe, tmp_path, "--dump-dom", "--window-size=1280,2000").stdout
     content = float(re.search(r'data-content-width="([\d.]+)"', dom).group(1))
+    overflow = int(re.search(r'data-page-overflow="(-?\d+)"', dom).group(1))
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 1280px"
     widths = re.search(r'data-figures="([^"]*)"', dom).group(1).split(",")
     assert len(widths) == html.read_text().count("<img class='figure'") > 0
     for entry in widths:
