@@ -85,6 +85,8 @@ def discounted_reverse_cumsum(values: torch.Tensor, gamma: float) -> torch.Tenso
     """out[:, t] = sum_{k >= t} gamma^(k - t) * values[:, k]."""
     if gamma == 1.0:
         return values.flip(-1).cumsum(-1).flip(-1)
+    if gamma == 0.0:
+        return values.clone()
     out = torch.empty_like(values)
     running = torch.zeros_like(values[:, 0])
     for position in range(values.shape[1] - 1, -1, -1):

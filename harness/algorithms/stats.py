@@ -163,6 +163,8 @@ def finalize(m: dict[str, float]) -> dict[str, float]:
         )
     if m.get("adv/credit_corr_count", 0) > 0:  # harness.algorithms.credit.correlation.credit_corr_moments
         out["adv/credit_corr"] = m["adv/credit_corr_sum"] / m["adv/credit_corr_count"]
+    if m.get("adv/credit_corr_step_count", 0) > 0:  # the same, against the reference's token rewards (gamma = 0)
+        out["adv/credit_corr_step"] = m["adv/credit_corr_step_sum"] / m["adv/credit_corr_step_count"]
     if m.get("adv/credit_corr_mc_count", 0) > 0:  # the same, against Monte-Carlo step advantages
         out["adv/credit_corr_mc"] = m["adv/credit_corr_mc_sum"] / m["adv/credit_corr_mc_count"]
     if m.get("mc/generation_steps", 0) > 0:  # harness.training.trainer's Monte-Carlo continuations (mc_value)

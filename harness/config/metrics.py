@@ -106,6 +106,10 @@ CATALOGUE: tuple[Metric, ...] = (
            "between the per-token advantages the loss sees and the process advantages of the task's "
            "`reward.credit_reference` token rewards (the true credit), averaged over completions where both vary",
            f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments", when="credit"),
+    Metric("adv/credit_corr_step", "as `adv/credit_corr`, against the reference's normalised token rewards "
+           "themselves (which tokens were right, not the sum to the end): the credit a per-step estimator such "
+           "as `mc_value` aims at", f"{STATS}.finalize, from harness.algorithms.credit.correlation.credit_corr_moments",
+           when="credit"),
     Metric("adv/credit_corr_mc", "as `adv/credit_corr`, against Monte-Carlo step advantages (`mc_value`'s, "
            "`stats.credit_mc_rollouts` continuations per prefix): the credit check for any task",
            f"{STATS}.finalize, from {TRAINER}", when="credit_mc"),

@@ -129,11 +129,12 @@ STEP_FIGURES = [
      ("adv/credit_corr: within each completion, Spearman's rank correlation between the per-token advantages the "
       "loss saw and the process advantages of the task's reference token rewards (reward.credit_reference, the "
       "true credit), averaged over completions; 1 = the true ranking. Not logged for outcome advantages, which "
-      "do not rank tokens."),
-     [("adv/credit_corr", "credit rank correlation")]),
+      "do not rank tokens. adv/credit_corr_step: the same against the reference token rewards themselves "
+      "(which tokens were right), the credit a per-step estimator such as mc_value aims at."),
+     [("adv/credit_corr", "credit rank correlation"), ("adv/credit_corr_step", "step credit rank correlation")]),
 ]  # fmt: skip
 # Shown in the final table when some run logs it (tasks with a reference credit).
-CREDIT_METRICS = [("adv/credit_corr", "credit rank corr")]
+CREDIT_METRICS = [("adv/credit_corr", "credit rank corr"), ("adv/credit_corr_step", "step credit rank corr")]
 
 
 def task_section(task: str, runs: list[Run], out_dir: Path, prefix: str, split_variants: bool) -> TaskSection:

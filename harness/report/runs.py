@@ -7,6 +7,7 @@ where it sits does not matter. Runs that cannot be used are skipped with a one-l
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
             warnings.append(f"skipping {path}: no {CONFIG_FILE} (the job failed before training started)")
         return []
     try:
-        children = sorted(p for p in path.iterdir() if p.is_dir())
+        children = sorted((p for p in path.iterdir() if p.is_dir()), key=natural_order)
     except OSError as error:
         warnings.append(f"skipping {path}: cannot list it ({error.strerror or error})")
         return []
@@ -72,6 +73,11 @@ def find_run_dirs(path: Path, warnings: list[str]) -> list[Path]:
         if not child.name.startswith(".") and child.name not in SKIP_DIRS:
             found += find_run_dirs(child, warnings)
     return found
+
+
+def natural_order(path: Path) -> list:
+    """Hydra's job dirs in job order (2-..., 10-...), not character order (10-..., 2-...)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def is_study_worker(job_dir: Path) -> bool:

@@ -3,7 +3,9 @@
 - `reference_moments`: `adv/credit_corr`, how right the credit is against the task's known credit: within each
   completion, Spearman's rho between the advantages the loss sees and the process advantages (DeepSeekMath, gamma = 1,
   trl's scaling) of the task's reference token rewards (`reward.credit_reference`), on all ranks' rows. The reference
-  is scored whatever the run trains on; it never reaches the loss.
+  is scored whatever the run trains on; it never reaches the loss. `adv/credit_corr_step`: the same against the
+  reference's normalised token rewards themselves (gamma = 0: which tokens were right), the credit a per-step
+  estimator such as `mc_value` (V(s_k+1) - V(s_k)) aims at, where the process advantage sums them to the end.
 - `monte_carlo_moments`: `adv/credit_corr_mc`, the same against `mc_value`'s Monte-Carlo step advantages
   (`stats.credit_mc_every`).
 - `monte_carlo_values`: `mc_value`'s Monte-Carlo step values (VinePPO, arXiv 2410.01679): K continuations of every
@@ -31,19 +33,20 @@ def _per_token(all_advantages: torch.Tensor, all_mask: torch.Tensor) -> torch.Te
 
 
 def reference_moments(trainer, inputs: list[dict], output: dict, all_advantages, all_mask) -> dict[str, float]:
-    """`adv/credit_corr`'s sums (see the module docstring)."""
+    """`adv/credit_corr`'s and `adv/credit_corr_step`'s sums (see the module docstring)."""
     rewards, carries = trainer._token_rewards(
         inputs, output["completion_ids"], output["completion_mask"], trainer.credit_reference
     )
-    reference = process_advantages(
-        trainer._gather_rows(rewards),
-        all_mask.to(rewards.dtype),
-        trainer.num_generations,
-        reward_mask=trainer._gather_rows(carries),
-        scale=trainer.reward_scaling,
-    )
-    moments = credit_corr_moments(_per_token(all_advantages, all_mask), reference, all_mask)
-    return {key: float(value) for key, value in moments.items()}
+    rewards, carries, mask = trainer._gather_rows(rewards), trainer._gather_rows(carries), all_mask.to(rewards.dtype)
+    estimate = _per_token(all_advantages, all_mask)
+    out = {}
+    for gamma, name in ((1.0, "adv/credit_corr"), (0.0, "adv/credit_corr_step")):
+        reference = process_advantages(
+            rewards, mask, trainer.num_generations, gamma=gamma, reward_mask=carries, scale=trainer.reward_scaling
+        )
+        moments = credit_corr_moments(estimate, reference, all_mask)
+        out |= {key.replace("adv/credit_corr", name): float(value) for key, value in moments.items()}
+    return out
 
 
 def monte_carlo_moments(trainer, inputs: list[dict], output: dict, all_advantages, all_mask) -> dict[str, float]:

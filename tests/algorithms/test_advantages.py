@@ -82,7 +82,7 @@ def random_sparse_batch(seed: int, rows=8, length=10, group=4):
     return steps, rewards, carries, mask
 
 
-@pytest.mark.parametrize("gamma", [1.0, 0.9])
+@pytest.mark.parametrize("gamma", [1.0, 0.9, 0.0])
 @pytest.mark.parametrize("seed", range(5))
 def test_sparse_step_rewards_match_deepseekmath(seed, gamma):
     steps, rewards, carries, mask = random_sparse_batch(seed)

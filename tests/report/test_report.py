@@ -15,7 +15,7 @@ import yaml
 from harness.report.__main__ import main as report_main
 from harness.report.build import build_report
 from harness.report.figures import LEVEL_COLORS
-from harness.report.runs import ReportInputError, load_run
+from harness.report.runs import ReportInputError, find_run_dirs, load_run
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -338,3 +338,12 @@ def test_interrupted_runs_are_skipped_with_a_warning(tmp_path):
     (tmp_path / "summary.json").write_text('{"status": "interrupted", "steps": 3}')
     assert load_run(tmp_path, warnings) is None
     assert warnings == [f"skipping {tmp_path}: interrupted by a signal after 2 logged step(s)"]
+
+
+def test_runs_are_listed_in_hydra_job_order(tmp_path):
+    """Hydra numbers its job dirs 0-..., 1-..., 10-...: the runs table follows the job numbers."""
+    for name in ["10-copy-s1", "2-copy-s0", "1-copy-s2", "copy-extra"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text("{}\n")
+    found = [p.name for p in find_run_dirs(tmp_path, [])]
+    assert found == ["1-copy-s2", "2-copy-s0", "10-copy-s1", "copy-extra"]

@@ -17,9 +17,10 @@ from tests.training.test_process_supervision import generate, generation_batch
 pytestmark = pytest.mark.e2e
 
 
-def reference_process_advantages(token_rewards, mask, group):
+def reference_process_advantages(token_rewards, mask, group, to_the_end=True):
     """DeepSeekMath's process advantage, dense rewards, written as loops: normalise each group's token rewards by
-    their mean and unbiased std (+1e-4), then sum the normalised rewards at and after each token."""
+    their mean and unbiased std (+1e-4), then sum the normalised rewards at and after each token (`to_the_end`;
+    else each token keeps its own normalised reward: `adv/credit_corr_step`'s reference)."""
     out = torch.zeros_like(token_rewards, dtype=torch.float64)
     for start in range(0, token_rewards.shape[0], group):
         values = [
@@ -34,7 +35,8 @@ def reference_process_advantages(token_rewards, mask, group):
             running = 0.0
             for t in reversed(range(token_rewards.shape[1])):
                 if mask[i, t]:
-                    running += (float(token_rewards[i, t]) - mean) / (std + 1e-4)
+                    own = (float(token_rewards[i, t]) - mean) / (std + 1e-4)
+                    running = running + own if to_the_end else own
                     out[i, t] = running
     return out
 
@@ -75,10 +77,12 @@ def test_credit_corr_is_spearman_against_the_tasks_process_advantage(tmp_path, a
     output = generate(trainer, batch)
     logged = trainer.metric_window.flush()
     mask = output["completion_mask"].bool()
-    reference = reference_process_advantages(copy_rewards(trainer, output, batch), mask, trainer.num_generations)
-    expected, counted = expected_corr(output["advantages"], reference, mask)
-    assert counted > 0
-    assert logged["adv/credit_corr"] == pytest.approx(expected, abs=1e-6)
+    rewards = copy_rewards(trainer, output, batch)
+    for key, to_the_end in (("adv/credit_corr", True), ("adv/credit_corr_step", False)):
+        reference = reference_process_advantages(rewards, mask, trainer.num_generations, to_the_end)
+        expected, counted = expected_corr(output["advantages"], reference, mask)
+        assert counted > 0
+        assert logged[key] == pytest.approx(expected, abs=1e-6)
     if advantage == "process":  # trained on the reference itself: the credit is exactly right
         assert logged["adv/credit_corr"] == pytest.approx(1.0, abs=1e-9)
 
@@ -90,7 +94,7 @@ def test_outcome_advantage_has_no_within_sequence_ranking(tmp_path):
     trainer.model.train()
     trainer.metric_window.flush()
     generate(trainer, generation_batch(trainer, prompts=4))
-    assert "adv/credit_corr" not in trainer.metric_window.flush()
+    assert not {"adv/credit_corr", "adv/credit_corr_step"} & set(trainer.metric_window.flush())
 
 
 def test_a_task_without_a_reference_logs_none(tmp_path):

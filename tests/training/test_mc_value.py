@@ -108,7 +108,7 @@ def test_separator_boundaries_on_the_chain_task(tmp_path):
 def test_tiny_mc_value_run_trains_and_logs_its_cost(tmp_path):
     cfg = compose_config(*OUTCOME_ONLY, "advantage=mc_value", "advantage.rollouts=2",
                          "importance_sampling=sequence_token")  # fmt: skip
-    expected = {"mc/generations", "adv/credit_corr"}
+    expected = {"mc/generations", "adv/credit_corr", "adv/credit_corr_step"}
     metrics = logged_metrics(parse(cfg))  # before run_job records the effective group and precision in cfg
     assert expected <= metrics
     objective = run_job(cfg, tmp_path, group="test")
