@@ -1,4 +1,5 @@
-"""Hydra callback that writes the comparison report when a multirun ends (used by `experiment=gspo_token_vs_baselines`).
+"""Hydra callback that writes the comparison report when a multirun ends (used by the comparison presets,
+`experiment=gspo_token_vs_baselines` and `experiment=credit_estimators`).
 
 Add to any multirun with `+hydra.callbacks.report._target_=harness.report.callback.ReportCallback`.
 """
