@@ -161,12 +161,11 @@ def finalize(m: dict[str, float]) -> dict[str, float]:
                 "adv/within_seq_std": m["adv/seq_std_sum"] / max(s, 1.0),
             }
         )
-    if m.get("adv/credit_corr_count", 0) > 0:  # harness.algorithms.credit.correlation.credit_corr_moments
-        out["adv/credit_corr"] = m["adv/credit_corr_sum"] / m["adv/credit_corr_count"]
-    if m.get("adv/credit_corr_step_count", 0) > 0:  # the same, against the reference's token rewards (gamma = 0)
-        out["adv/credit_corr_step"] = m["adv/credit_corr_step_sum"] / m["adv/credit_corr_step_count"]
-    if m.get("adv/credit_corr_mc_count", 0) > 0:  # the same, against Monte-Carlo step advantages
-        out["adv/credit_corr_mc"] = m["adv/credit_corr_mc_sum"] / m["adv/credit_corr_mc_count"]
+    # harness.algorithms.credit.correlation.credit_corr_moments: against the process advantage, the reference's own
+    # token rewards (gamma = 0), Monte-Carlo step advantages
+    for key in ("adv/credit_corr", "adv/credit_corr_step", "adv/credit_corr_mc"):
+        if m.get(f"{key}_count", 0) > 0:
+            out[key] = m[f"{key}_sum"] / m[f"{key}_count"]
     if m.get("mc/generation_steps", 0) > 0:  # harness.training.trainer's Monte-Carlo continuations (mc_value)
         out["mc/generations"] = m["mc/generations_sum"] / m["mc/generation_steps"]
     if m.get("clip/tokens", 0) > 0:

@@ -44,8 +44,7 @@ def reference_moments(trainer, inputs: list[dict], output: dict, all_advantages,
         reference = process_advantages(
             rewards, mask, trainer.num_generations, gamma=gamma, reward_mask=carries, scale=trainer.reward_scaling
         )
-        moments = credit_corr_moments(estimate, reference, all_mask)
-        out |= {key.replace("adv/credit_corr", name): float(value) for key, value in moments.items()}
+        out |= {key: float(value) for key, value in credit_corr_moments(estimate, reference, all_mask, name).items()}
     return out
 
 
@@ -66,8 +65,8 @@ def monte_carlo_moments(trainer, inputs: list[dict], output: dict, all_advantage
         step_values=trainer._gather_rows(values),
     )
     reference = mc_value(batch, rollouts, None, tokens).float()
-    moments = credit_corr_moments(_per_token(all_advantages, all_mask), reference, all_mask)
-    return {key.replace("adv/credit_corr", "adv/credit_corr_mc"): float(v) for key, v in moments.items()}
+    moments = credit_corr_moments(_per_token(all_advantages, all_mask), reference, all_mask, "adv/credit_corr_mc")
+    return {key: float(value) for key, value in moments.items()}
 
 
 def monte_carlo_values(

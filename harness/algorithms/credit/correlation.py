@@ -32,8 +32,11 @@ def average_ranks(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
 
 
-def credit_corr_moments(estimate: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{"adv/credit_corr_sum": sum of per-completion rho, "adv/credit_corr_count": completions that count}."""
+def credit_corr_moments(
+    estimate: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor, key: str = "adv/credit_corr"
+) -> dict[str, torch.Tensor]:
+    """{f"{key}_sum": sum of per-completion rho, f"{key}_count": completions that count}; `key` names the metric
+    they feed (`adv/credit_corr`, `adv/credit_corr_step`, `adv/credit_corr_mc`: stats.finalize divides them)."""
     if not (estimate.shape == reference.shape == mask.shape) or mask.dim() != 2:
         raise ValueError(
             f"estimate {tuple(estimate.shape)}, reference {tuple(reference.shape)} and mask {tuple(mask.shape)} "
@@ -51,7 +54,7 @@ def credit_corr_moments(estimate: torch.Tensor, reference: torch.Tensor, mask: t
     # Centred ranks of a non-constant row have sum of squares >= 1/2; below that the row is constant.
     counts = (tokens >= 2) & (sxx > 0.25) & (syy > 0.25)
     rho = torch.where(counts, sxy / (sxx * syy).clamp(min=1e-30).sqrt(), torch.zeros_like(sxy))
-    return {"adv/credit_corr_sum": rho.sum(), "adv/credit_corr_count": counts.to(torch.float64).sum()}
+    return {f"{key}_sum": rho.sum(), f"{key}_count": counts.to(torch.float64).sum()}
 
 
 def credit_corr(estimate: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> float:
